@@ -1,0 +1,1 @@
+"""Conformance suite: properties and comparisons of adapters against the reference kernels."""

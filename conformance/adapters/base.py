@@ -1,0 +1,63 @@
+"""The adapter protocol: how an implementation plugs into nnspec.
+
+An adapter is a small class. It has a `name`, the `dtypes` it runs, the `device` it runs on,
+the `variants` it implements (conformance/variants.py lists the keys), an `unavailable()` check
+that returns a reason instead of raising, and one method per op in nnspec's canonical layout,
+NumPy arrays in and out, in the dtype it was given:
+
+    softmax(x, axis=-1) -> y                       x (..., n)
+    log_softmax(x, axis=-1) -> y
+    sdpa(q, k, v, mask=None, causal=False) -> out  q (..., Tq, dk), k (..., Tk, dk),
+                                                   v (..., Tk, dv); mask bool (..., Tq, Tk),
+                                                   True = may attend; out (..., Tq, dv)
+
+A missing method means "not covered". Gradients: `<op>_vjp(cotangent, *inputs, **options)`
+returns the gradients of the float inputs, or a generic `vjp(op, cotangent, *inputs,
+**options)` serves every op (torch adapters get one from conformance.adapters.autograd).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+DTYPES = ("float64", "float32", "float16", "bfloat16")
+
+
+class Adapter:
+    name: ClassVar[str] = "adapter"
+    dtypes: ClassVar[tuple[str, ...]] = ("float64", "float32")
+    device: ClassVar[str] = "cpu"
+    variants: ClassVar[dict[str, Any]] = {}
+    # Known deviations of the library: check-id glob ("attention/values/float64") -> reason.
+    # Those checks still run and are reported as xfail, with the reason, in every report.
+    xfails: ClassVar[dict[str, str]] = {}
+
+    def unavailable(self) -> str | None:
+        """None when the adapter can run here, else the reason it cannot."""
+        return None
+
+    def describe(self) -> dict[str, Any]:
+        """What the manifest records about this adapter (versions, backends)."""
+        return {}
+
+
+def covers(adapter: Adapter, op: str) -> bool:
+    return callable(getattr(adapter, op, None))
+
+
+def covers_vjp(adapter: Adapter, op: str) -> bool:
+    return callable(getattr(adapter, f"{op}_vjp", None)) or (
+        covers(adapter, op) and callable(getattr(adapter, "vjp", None))
+    )
+
+
+def call_vjp(adapter: Adapter, op: str, cotangent: Any, *inputs: Any, **options: Any) -> Any:
+    own = getattr(adapter, f"{op}_vjp", None)
+    if callable(own):
+        return own(cotangent, *inputs, **options)
+    return adapter.vjp(op, cotangent, *inputs, **options)
+
+
+class Unsupported(Exception):
+    """Raised by an adapter op for an input its library refuses (a dtype, a mask kind, a head
+    size): the check is reported as not covered, with this reason, instead of as an error."""

@@ -1,0 +1,98 @@
+"""PyTorch adapters: the same torch functions on CPU and on a CUDA device.
+
+Each op is a function on tensors in nnspec's canonical layout; the adapter converts NumPy in and
+out, and gradients come from autograd (conformance.adapters.autograd)."""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Any
+
+import numpy as np
+
+from conformance.adapters import autograd
+from conformance.adapters.base import Adapter
+
+
+def _softmax(x, axis=-1):
+    import torch
+
+    return torch.softmax(x, dim=axis)
+
+
+def _log_softmax(x, axis=-1):
+    import torch
+
+    return torch.log_softmax(x, dim=axis)
+
+
+def _sdpa(q, k, v, mask=None, causal=False):
+    import torch
+    from torch.nn.functional import scaled_dot_product_attention
+
+    if mask is not None and causal:
+        # torch refuses attn_mask together with is_causal; its is_causal is top-left aligned.
+        tq, tk = q.shape[-2], k.shape[-2]
+        tril = torch.ones(tq, tk, dtype=torch.bool, device=q.device).tril()
+        return scaled_dot_product_attention(q, k, v, attn_mask=mask & tril)
+    return scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)
+
+
+TORCH_OPS = {"softmax": _softmax, "log_softmax": _log_softmax, "sdpa": _sdpa}
+
+
+class TorchCPU(Adapter):
+    name = "torch"
+    dtypes = ("float64", "float32", "float16", "bfloat16")
+    device = "cpu"
+
+    def unavailable(self) -> str | None:
+        return None if importlib.util.find_spec("torch") else "torch is not installed"
+
+    def describe(self) -> dict[str, Any]:
+        import torch
+
+        return {"torch": torch.__version__, "threads": torch.get_num_threads()}
+
+    def _run(self, op: str, *inputs: Any, **options: Any) -> np.ndarray:
+        import torch
+
+        with torch.no_grad():
+            args = [autograd.to_torch(x, self.device) for x in inputs]
+            opts = {k: autograd.to_torch(v, self.device) for k, v in options.items()}
+            return autograd.to_numpy(TORCH_OPS[op](*args, **opts))
+
+    def softmax(self, x, axis=-1):
+        return self._run("softmax", x, axis=axis)
+
+    def log_softmax(self, x, axis=-1):
+        return self._run("log_softmax", x, axis=axis)
+
+    def sdpa(self, q, k, v, mask=None, causal=False):
+        return self._run("sdpa", q, k, v, mask=mask, causal=causal)
+
+    def vjp(self, op: str, cotangent: np.ndarray, *inputs: Any, **options: Any):
+        return autograd.vjp(TORCH_OPS[op], cotangent, inputs, options, self.device)
+
+
+class TorchCUDA(TorchCPU):
+    name = "torch-cuda"
+    device = "cuda"
+
+    def unavailable(self) -> str | None:
+        reason = super().unavailable()
+        if reason:
+            return reason
+        import torch
+
+        return None if torch.cuda.is_available() else "no CUDA device"
+
+    def describe(self) -> dict[str, Any]:
+        import torch
+
+        return {
+            "torch": torch.__version__,
+            "cuda": torch.version.cuda,
+            "cudnn": torch.backends.cudnn.version(),
+            "gpu": torch.cuda.get_device_name(0),
+        }

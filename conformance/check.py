@@ -1,0 +1,198 @@
+"""The object a conformance test talks to: runs an adapter op, validates what came back,
+compares it with the reference under the derived tolerance, and keeps the worst case for the
+results record."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pytest
+
+from conformance import tolerance
+from conformance.adapters.base import Adapter, Unsupported, call_vjp, covers, covers_vjp
+from conformance.ops import OPS
+from conformance.variants import alternatives, reference_options
+
+
+class CheckFailed(AssertionError):
+    """The implementation computed something wrong (a `fail` row, not an `error`)."""
+
+
+class NotCovered(pytest.skip.Exception):
+    """The adapter does not implement the op: reported as not covered, never a failure. A skip
+    is a BaseException, so Hypothesis stops at once instead of shrinking it."""
+
+    def __init__(self, msg: str) -> None:
+        super().__init__(msg=msg)
+
+
+@dataclass
+class Worst:
+    error: float | None = None
+    allowed: float | None = None
+    margin: float | None = None
+    max_abs_error: float | None = None
+    diagnosis: str | None = None
+
+    def update(self, error: float, allowed: float, max_abs: float, diagnosis: str | None) -> None:
+        margin = error / allowed if allowed > 0 else float("inf")
+        if self.margin is None or margin > self.margin:
+            self.error, self.allowed, self.margin = error, allowed, margin
+            self.max_abs_error, self.diagnosis = max_abs, diagnosis
+
+
+class Check:
+    def __init__(self, adapter: Adapter, dtype: str) -> None:
+        self.adapter = adapter
+        self.dtype = dtype
+        self.ops: list[str] = []  # what the check called, for the record
+        self.worst = Worst()  # the case closest to (or furthest past) its allowed error
+
+    def __repr__(self) -> str:  # shown in Hypothesis' falsifying examples: keep it short
+        return f"<{self.adapter.name} {self.dtype}>"
+
+    # -- running the adapter -------------------------------------------------------------
+
+    def _options(self, op: str) -> dict[str, Any]:
+        return reference_options(OPS[op].variants, getattr(self.adapter, "variants", {}) or {})
+
+    def _note(self, op: str) -> None:
+        if op not in self.ops:
+            self.ops.append(op)
+
+    def run(self, op: str, *args: Any, **kwargs: Any) -> tuple[np.ndarray, ...]:
+        """The adapter's outputs for op, validated against the reference's structure, as float64."""
+        self._note(op)
+        if not covers(self.adapter, op):
+            raise NotCovered(f"{self.adapter.name} has no {op!r}")
+        expected = tolerance.truth(OPS[op].forward, args, {**kwargs, **self._options(op)})
+        a, k = tolerance.rounded_inputs(args, kwargs, self.dtype)
+        try:
+            out = getattr(self.adapter, op)(*a, **k)
+        except Unsupported as exc:
+            raise NotCovered(f"{self.adapter.name} refuses {op!r}: {exc}") from None
+        return self._validate(op, out, expected, gradients=False)
+
+    def run_vjp(self, op: str, cotangent: np.ndarray, *args: Any, **kwargs: Any):
+        self._note(f"{op}_vjp")
+        if not covers_vjp(self.adapter, op) or OPS[op].vjp is None:
+            raise NotCovered(f"{self.adapter.name} has no gradient for {op!r}")
+        full = (cotangent, *args)
+        expected = tolerance.truth(OPS[op].vjp, full, {**kwargs, **self._options(op)})
+        a, k = tolerance.rounded_inputs(full, kwargs, self.dtype)
+        try:
+            out = call_vjp(self.adapter, op, *a, **k)
+        except Unsupported as exc:
+            raise NotCovered(f"{self.adapter.name} refuses the gradient of {op!r}: {exc}") from None
+        return self._validate(f"{op}_vjp", out, expected, gradients=True)
+
+    def _validate(self, what: str, out: Any, expected: tuple, gradients: bool):
+        """Protocol: a gradient is a tuple with one array per float input; a forward op returns
+        an array, or a tuple where it has several outputs."""
+        several = gradients or len(expected) > 1
+        if several and not isinstance(out, tuple):
+            raise CheckFailed(f"{what}: returned {type(out).__name__}, expected a tuple of arrays")
+        outs = out if several else (out,)
+        if len(outs) != len(expected):
+            raise CheckFailed(f"{what}: returned {len(outs)} outputs, expected {len(expected)}")
+        want_dtype = tolerance.DTYPES[self.dtype]
+        result = []
+        for i, (y, e) in enumerate(zip(outs, expected, strict=True)):
+            label = f"{what} output {i}" if len(expected) > 1 else what
+            if not isinstance(y, np.ndarray):
+                raise CheckFailed(f"{label}: returned {type(y).__name__}, expected numpy.ndarray")
+            if y.shape != e.shape:
+                raise CheckFailed(f"{label}: shape {y.shape}, expected {e.shape}")
+            if y.dtype != want_dtype:
+                raise CheckFailed(f"{label}: dtype {y.dtype}, expected {want_dtype}")
+            y64 = y.astype(np.float64)
+            result.append(y64)
+        return tuple(result)
+
+    # -- comparing -------------------------------------------------------------------------
+
+    def compare(self, op: str, *args: Any, **kwargs: Any) -> tuple[np.ndarray, ...]:
+        """Adapter op vs the reference, every output, under the derived tolerance."""
+        actual = self.run(op, *args, **kwargs)
+        self._compare_outputs(op, OPS[op].forward, actual, args, kwargs)
+        return actual
+
+    def compare_vjp(self, op: str, cotangent: np.ndarray, *args: Any, **kwargs: Any):
+        actual = self.run_vjp(op, cotangent, *args, **kwargs)
+        self._compare_outputs(f"{op}_vjp", OPS[op].vjp, actual, (cotangent, *args), kwargs, op)
+        return actual
+
+    def _compare_outputs(self, label, fn, actual, args, kwargs, op=None) -> None:
+        op = op or label
+        options = self._options(op)
+        full = {**kwargs, **options}
+        truth = tolerance.truth(fn, args, full)
+        base = tolerance.baseline(fn, args, full, self.dtype)
+        for i, (y, t, b) in enumerate(zip(actual, truth, base, strict=True)):
+            name = label if len(actual) == 1 else f"{label} output {i}"
+            self._judge(
+                name,
+                y,
+                t,
+                b,
+                lambda allowed, i=i, y=y: self._diagnose(op, fn, args, kwargs, i, y, allowed),
+            )
+
+    def relation(self, label: str, lhs, rhs, lhs_baseline, rhs_baseline) -> None:
+        """A metamorphic property lhs == rhs, judged by the same derived tolerance: the honest
+        model's own residual ||lhs_b - rhs_b|| / ||rhs_b|| sets the allowed error."""
+        self._note(label)
+        allowed = tolerance.allowed(tolerance.rel_error(lhs_baseline, rhs_baseline), self.dtype)
+        self._record(label, lhs, rhs, allowed, None)
+
+    def baseline(self, op: str, *args: Any, **kwargs: Any) -> tuple[np.ndarray, ...]:
+        """The honest-kernel model's outputs of op, as float64 (for relation())."""
+        full = {**kwargs, **self._options(op)}
+        return tuple(
+            np.asarray(y).astype(np.float64)
+            for y in tolerance.baseline(OPS[op].forward, args, full, self.dtype)
+        )
+
+    def inputs(self, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Arrays as the adapter sees them (rounded to the dtype), back in float64."""
+        return tuple(tolerance.cast(tolerance.cast(a, self.dtype), np.float64) for a in arrays)
+
+    def _judge(self, name, actual, truth, base, diagnose) -> None:
+        allowed = tolerance.allowed(tolerance.rel_error(base, truth), self.dtype)
+        err = tolerance.error(actual, truth)
+        self._record(name, actual, truth, allowed, diagnose(allowed) if err > allowed else None)
+
+    def _record(self, name, actual, expected, allowed, diagnosis) -> None:
+        err = tolerance.error(actual, expected)
+        max_abs = tolerance.max_abs_error(actual, expected)
+        self.worst.update(err, allowed, max_abs, diagnosis)
+        if err <= allowed:
+            return
+        bad = tolerance.nonfinite_mismatch(actual, expected)
+        if bad:
+            msg = (
+                f"{name} [{self.dtype}]: non-finite output at {bad} of {np.size(actual)} "
+                "positions where the reference is finite (or finite where it declares NaN)"
+            )
+        else:
+            msg = (
+                f"{name} [{self.dtype}]: error {err:.3g} > allowed {allowed:.3g} "
+                f"(margin {err / allowed:.3g}, max abs error {max_abs:.3g})"
+            )
+        raise CheckFailed(f"{msg}; {diagnosis}" if diagnosis else msg)
+
+    def _diagnose(self, op, fn, args, kwargs, index, actual, allowed) -> str | None:
+        declared = getattr(self.adapter, "variants", {}) or {}
+        for key, value, options in alternatives(OPS[op].variants, declared):
+            alt = tolerance.truth(fn, args, {**kwargs, **options})[index]
+            if tolerance.error(actual, alt) <= allowed:
+                return f"matches variant {key}={value}"
+        if self.dtype in tolerance.LOW:
+            full = {**kwargs, **self._options(op)}
+            truth = tolerance.truth(fn, args, full)[index]
+            naive = tolerance.naive(fn, args, full, self.dtype)[index]
+            if tolerance.error(actual, truth) <= tolerance.K * tolerance.rel_error(naive, truth):
+                return f"imprecise: within the error of a kernel that accumulates in {self.dtype}"
+        return None

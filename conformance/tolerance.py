@@ -1,0 +1,146 @@
+"""Allowed error per output, derived rather than guessed.
+
+For an output y = f(inputs) checked in dtype d:
+
+  truth     f in the widest float NumPy has here (np.longdouble: 64-bit mantissa on x86-64;
+            float64 where longdouble is no wider), on the float64 inputs as generated
+  baseline  a model of an honest low-precision kernel: inputs rounded to d, arithmetic in
+            float32 (or in d itself when d is float32/float64), output rounded to d, and the
+            activations a kernel keeps in memory (saved for backward, carried across time
+            steps: reference.common.store) rounded to d
+  error     norm-wise relative error ||y - truth||_2 / ||truth||_2
+  allowed   max(K * error(baseline), FLOOR_ULPS * eps(d))
+
+K = 3: on a probe (torch 2.14 CPU) an honest library's error was 0.9-1.6x the baseline's, so
+K leaves margin without hiding a real bug; bugs move the error by orders of magnitude. The floor
+covers outputs whose baseline happens to be exact (a few ulps of d). Every record keeps error,
+allowed and their ratio (the margin), so the report shows how close each check came.
+
+A second, looser tier (`naive`) runs the same reference entirely in d, accumulating in the low
+dtype: an implementation between the two tiers is diagnosed "imprecise" rather than wrong.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import ml_dtypes
+import numpy as np
+
+from reference.common import storage_dtype
+
+K = 3.0
+FLOOR_ULPS = 4.0
+
+DTYPES: dict[str, np.dtype] = {
+    "float64": np.dtype(np.float64),
+    "float32": np.dtype(np.float32),
+    "float16": np.dtype(np.float16),
+    "bfloat16": np.dtype(ml_dtypes.bfloat16),
+}
+LOW = ("float16", "bfloat16")
+
+
+def truth_dtype() -> np.dtype:
+    wide = np.dtype(np.longdouble)
+    return wide if np.finfo(wide).eps < np.finfo(np.float64).eps else np.dtype(np.float64)
+
+
+def eps(dtype: str) -> float:
+    return float(ml_dtypes.finfo(DTYPES[dtype]).eps)
+
+
+def floor(dtype: str) -> float:
+    return FLOOR_ULPS * eps(dtype)
+
+
+def is_float(x: Any) -> bool:
+    return (isinstance(x, np.ndarray) and x.dtype.kind == "f") or (
+        isinstance(x, np.ndarray) and x.dtype == DTYPES["bfloat16"]
+    )
+
+
+def cast(x: Any, dtype: np.dtype | str) -> Any:
+    """Float arrays to dtype (via float64, which every ml_dtypes type converts from);
+    masks, ints and options pass through unchanged."""
+    if not is_float(x):
+        return x
+    dtype = DTYPES.get(dtype, dtype) if isinstance(dtype, str) else dtype
+    return np.asarray(x, dtype=np.float64).astype(dtype) if x.dtype != dtype else x
+
+
+def cast_all(args: Sequence[Any], kwargs: dict[str, Any], dtype: Any):
+    return [cast(a, dtype) for a in args], {k: cast(v, dtype) for k, v in kwargs.items()}
+
+
+def as_tuple(out: Any) -> tuple:
+    return tuple(out) if isinstance(out, tuple | list) else (out,)
+
+
+def evaluate(fn: Callable, args: Sequence[Any], kwargs: dict[str, Any], compute: Any) -> tuple:
+    """fn on the inputs converted to `compute` (float64 values pass exactly into any wider type)."""
+    a, k = cast_all(args, kwargs, compute)
+    return as_tuple(fn(*a, **k))
+
+
+def truth(fn: Callable, args: Sequence[Any], kwargs: dict[str, Any]) -> tuple:
+    return evaluate(fn, args, kwargs, truth_dtype())
+
+
+def rounded_inputs(args: Sequence[Any], kwargs: dict[str, Any], dtype: str):
+    """What an implementation running in `dtype` is given."""
+    return cast_all(args, kwargs, DTYPES[dtype])
+
+
+def baseline(fn: Callable, args: Sequence[Any], kwargs: dict[str, Any], dtype: str) -> tuple:
+    """The honest-kernel model: rounded inputs, float32 arithmetic (d itself if wider), stored
+    activations and output rounded to d."""
+    a, k = rounded_inputs(args, kwargs, dtype)
+    compute = DTYPES["float32"] if dtype in LOW else DTYPES[dtype]
+    with storage_dtype(DTYPES[dtype]):  # saved activations and carried state live in dtype
+        return tuple(cast(y, DTYPES[dtype]) for y in evaluate(fn, a, k, compute))
+
+
+def naive(fn: Callable, args: Sequence[Any], kwargs: dict[str, Any], dtype: str) -> tuple:
+    """The same reference run entirely in dtype: accumulates in the low precision."""
+    a, k = rounded_inputs(args, kwargs, dtype)
+    return evaluate(fn, a, k, DTYPES[dtype])
+
+
+def rel_error(actual: np.ndarray, expected: np.ndarray) -> float:
+    """||actual - expected||_2 / ||expected||_2 over the positions where expected is not NaN
+    (a declared NaN output is checked separately); absolute when expected is all zero."""
+    a = np.asarray(actual, dtype=np.float64).astype(truth_dtype())
+    e = np.asarray(expected, dtype=truth_dtype())
+    keep = ~np.isnan(e)
+    a, e = a[keep], e[keep]
+    if a.size == 0:
+        return 0.0
+    diff = np.sqrt(np.sum((a - e) ** 2))
+    norm = np.sqrt(np.sum(e**2))
+    return float(diff / norm) if norm > 0 else float(diff)
+
+
+def nonfinite_mismatch(actual: np.ndarray, expected: np.ndarray) -> int:
+    """Positions where actual is not finite but expected is, or expected is NaN (a declared
+    NaN output) but actual is not."""
+    a = np.asarray(actual, dtype=np.float64)
+    e = np.asarray(expected, dtype=np.float64)
+    return int(np.sum(~np.isfinite(a) & np.isfinite(e)) + np.sum(np.isnan(e) & ~np.isnan(a)))
+
+
+def error(actual: np.ndarray, expected: np.ndarray) -> float:
+    """rel_error, or inf when the non-finite positions disagree (a NaN never passes)."""
+    return float("inf") if nonfinite_mismatch(actual, expected) else rel_error(actual, expected)
+
+
+def max_abs_error(actual: np.ndarray, expected: np.ndarray) -> float:
+    a = np.asarray(actual, dtype=np.float64)
+    e = np.asarray(expected, dtype=np.float64)
+    keep = ~np.isnan(e)
+    return float(np.max(np.abs(a[keep] - e[keep]), initial=0.0))
+
+
+def allowed(baseline_error: float, dtype: str) -> float:
+    return max(K * baseline_error, floor(dtype))

@@ -1,0 +1,49 @@
+"""Small helpers shared by the reference kernels."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+import numpy as np
+
+
+def mm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a @ b in the inputs' dtype. ml_dtypes' bfloat16 matmul returns float32; casting back
+    keeps every kernel in the dtype it was given (what the low-precision tiers measure)."""
+    return (a @ b).astype(np.result_type(a, b), copy=False)
+
+
+def T(a: np.ndarray) -> np.ndarray:
+    """Transpose of the last two axes."""
+    return np.swapaxes(a, -1, -2)
+
+
+def unbroadcast(g: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Sum a gradient over the dimensions that broadcasting added or stretched."""
+    while g.ndim > len(shape):
+        g = g.sum(axis=0)
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
+    return g.sum(axis=axes, keepdims=True) if axes else g
+
+
+_STORAGE: ContextVar[np.dtype | None] = ContextVar("nnspec_storage_dtype", default=None)
+
+
+def store(x: np.ndarray) -> np.ndarray:
+    """An activation that a real kernel keeps in memory: saved for the backward pass, or
+    carried to the next time step. Kernels keep these in the tensor's dtype even when they
+    compute in float32; the honest-kernel model of conformance/tolerance.py sets that dtype
+    with storage_dtype(), and everywhere else this is the identity."""
+    dtype = _STORAGE.get()
+    return x if dtype is None else x.astype(dtype).astype(x.dtype)
+
+
+@contextmanager
+def storage_dtype(dtype: np.dtype) -> Iterator[None]:
+    token = _STORAGE.set(np.dtype(dtype))
+    try:
+        yield
+    finally:
+        _STORAGE.reset(token)

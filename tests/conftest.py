@@ -1,0 +1,57 @@
+"""Helpers of nnspec's self-tests: run the conformance suite in a subprocess, read its rows."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conformance import results
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class SuiteRun:
+    def __init__(self, proc: subprocess.CompletedProcess, folder: Path) -> None:
+        self.proc = proc
+        self.folder = folder
+        self.records = list(results.iter_records(folder)) if folder.exists() else []
+
+    def rows(self, adapter: str | None = None, **match) -> list[dict]:
+        return [
+            r
+            for r in self.records
+            if (adapter is None or r["adapter"] == adapter)
+            and all(r[k] == v for k, v in match.items())
+        ]
+
+    @property
+    def output(self) -> str:
+        return self.proc.stdout + self.proc.stderr
+
+
+def run_suite(
+    folder: Path, *args: str, target: str = "conformance", timeout: float = 900
+) -> SuiteRun:
+    """`python -m pytest conformance ...` from the repository root, as a user would run it."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        target,
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "--results-dir",
+        str(folder),
+        *args,
+    ]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    return SuiteRun(proc, folder)
+
+
+@pytest.fixture
+def suite(tmp_path: Path):
+    return lambda *args, **kw: run_suite(tmp_path / "results", *args, **kw)

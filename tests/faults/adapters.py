@@ -1,0 +1,69 @@
+"""Broken adapters: each breaks the protocol in one way the suite must turn into a clear row."""
+
+import numpy as np
+
+from conformance.adapters.numpy_reference import NumpyReference
+
+
+class Raises(NumpyReference):
+    name = "fault-raises"
+
+    def softmax(self, x, axis=-1):
+        raise RuntimeError("kernel exploded <script>alert(1)</script>")
+
+
+class ReturnsNaN(NumpyReference):
+    name = "fault-nan"
+
+    def softmax(self, x, axis=-1):
+        return np.full_like(x, np.nan)
+
+
+class WrongShape(NumpyReference):
+    name = "fault-shape"
+
+    def softmax(self, x, axis=-1):
+        return super().softmax(x, axis)[..., :1].copy()
+
+
+class WrongDtype(NumpyReference):
+    name = "fault-dtype"
+
+    def softmax(self, x, axis=-1):
+        return super().softmax(x, axis).astype(np.float16)
+
+
+class ReturnsList(NumpyReference):
+    name = "fault-list"
+
+    def softmax(self, x, axis=-1):
+        return super().softmax(x, axis).tolist()
+
+
+class Unavailable(NumpyReference):
+    name = "fault-unavailable"
+
+    def unavailable(self):
+        return "mylib is not installed"
+
+
+class OnlySoftmax:
+    """Duck-typed (no base class), covering one op: everything else is not covered."""
+
+    name = "partial"
+    dtypes = ("float64",)
+
+    def unavailable(self):
+        return None
+
+    def softmax(self, x, axis=-1):
+        e = np.exp(x - x.max(axis=axis, keepdims=True))
+        return e / e.sum(axis=axis, keepdims=True)
+
+
+class NotAnAdapter:
+    pass
+
+
+def broken_constructor():
+    raise ValueError("no")

@@ -1,0 +1,1 @@
+raise ImportError("libmylib.so: cannot open shared object file")

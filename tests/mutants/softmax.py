@@ -1,0 +1,18 @@
+"""softmax mutants."""
+
+import numpy as np
+
+from conformance.adapters.numpy_reference import NumpyReference
+
+
+class NoMaxSubtraction(NumpyReference):
+    """exp(x) / sum(exp(x)) without subtracting the row max: overflows for large logits."""
+
+    name = "mutant-softmax-no-max"
+
+    def softmax(self, x, axis=-1):
+        e = np.exp(x)
+        return e / e.sum(axis=axis, keepdims=True)
+
+    def log_softmax(self, x, axis=-1):
+        return x - np.log(np.exp(x).sum(axis=axis, keepdims=True))

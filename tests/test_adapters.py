@@ -1,0 +1,72 @@
+"""Adapter loading (good and bad specs) and how faulty adapters become rows."""
+
+from __future__ import annotations
+
+import pytest
+
+from conformance.adapters import AdapterLoadError, load
+
+F = "tests/faults/adapters.py"
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("tests/faults/missing.py:X", "does not exist"),
+        (f"{F}:Nope", "has no attribute 'Nope'"),
+        ("no_such_pkg.sub:X", "no module named 'no_such_pkg'"),
+        ("tests/faults/import_fails.py:X", "importing tests/faults/import_fails.py failed"),
+        (f"{F}:NotAnAdapter", "is not an nnspec adapter"),
+        ("just-a-name", "expected 'path/to/file.py:Attr'"),
+    ],
+)
+def test_bad_spec_is_one_line_error(spec, expected):
+    with pytest.raises(AdapterLoadError) as err:
+        load(spec)
+    assert expected in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("spec", [f"{F}:OnlySoftmax", "tests.faults.adapters:OnlySoftmax"])
+def test_good_specs_load(spec):
+    assert load(spec).name == "partial"
+
+
+def test_bad_adapter_on_command_line_is_one_line_no_traceback(suite):
+    run = suite("--adapter", f"{F}:Nope")
+    assert run.proc.returncode != 0
+    assert "has no attribute 'Nope'" in run.output
+    assert "Traceback" not in run.output
+
+
+def test_faults_become_rows_and_the_run_goes_on(suite):
+    names = ["Raises", "ReturnsNaN", "WrongShape", "WrongDtype", "ReturnsList", "Unavailable"]
+    args = [a for n in names for a in ("--adapter", f"{F}:{n}")]
+    run = suite(*args, "--adapter", f"{F}:OnlySoftmax", "-k", "test_values or test_vjp")
+
+    def one(adapter, check_id):
+        rows = run.rows(adapter, check_id=check_id)
+        assert len(rows) == 1, (adapter, check_id, run.output[-3000:])
+        return rows[0]
+
+    raised = one("fault-raises", "softmax/values/float64")
+    assert raised["status"] == "error"
+    assert "RuntimeError: kernel exploded" in raised["message"]
+    assert "non-finite output" in one("fault-nan", "softmax/values/float64")["message"]
+    assert "shape" in one("fault-shape", "softmax/values/float64")["message"]
+    assert (
+        "dtype float16, expected float64" in one("fault-dtype", "softmax/values/float64")["message"]
+    )
+    assert "returned list" in one("fault-list", "softmax/values/float32")["message"]
+    for adapter in ("fault-nan", "fault-shape", "fault-dtype", "fault-list"):
+        assert one(adapter, "softmax/values/float32")["status"] == "fail"
+    skipped = one("fault-unavailable", "softmax/values/float64")
+    assert skipped["status"] == "skip" and "mylib is not installed" in skipped["message"]
+    # The same broken adapters still pass the ops they did not break.
+    assert one("fault-raises", "attention/values/float64")["status"] == "pass"
+    partial = one("partial", "attention/values/float64")
+    assert partial["status"] == "not_covered" and "no 'sdpa'" in partial["message"]
+    assert one("partial", "softmax/values/float64")["status"] == "pass"
+    assert one("partial", "softmax/vjp/float64")["status"] == "not_covered"
+    for row in run.records:
+        assert row["repro"].startswith("python -m pytest ") and row["case"] in row["repro"]
