@@ -105,7 +105,7 @@ def read_manifest(folder: Path) -> dict[str, Any] | None:
 def iter_records(folder: Path, bad_lines: list[str] | None = None) -> Iterator[dict[str, Any]]:
     """Every record of a results folder; malformed lines are skipped and listed in bad_lines."""
     for path in sorted(folder.glob("results-*.jsonl")):
-        with open(path, encoding="utf-8") as fh:
+        with open(path, encoding="utf-8", errors="replace") as fh:
             for lineno, line in enumerate(fh, 1):
                 if not line.strip():
                     continue

@@ -1,0 +1,74 @@
+"""nnspec sessions. `nox -s conformance` validates implementations and writes a report;
+`nox -s tests` runs nnspec's self-tests; `nox -s lint`; `nox -s report` rebuilds a report."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+
+import nox
+
+nox.options.reuse_venv = "yes"
+nox.options.sessions = ["lint", "tests"]
+
+PYTHON = "3.11"
+PYPROJECT = nox.project.load_toml("pyproject.toml")
+OUT = Path("nnspec-out")
+
+
+def install(session: nox.Session, *groups: str) -> None:
+    deps = [dep for group in groups for dep in nox.project.dependency_groups(PYPROJECT, group)]
+    session.install(*deps)
+
+
+def workers(posargs: list[str]) -> list[str]:
+    """pytest-xdist across every core unless the user chose (-n / --numprocesses)."""
+    chosen = any(a == "-n" or a.startswith(("-n", "--numprocesses")) for a in posargs)
+    return [] if chosen else ["-n", "auto"]
+
+
+@nox.session(python=PYTHON)
+def conformance(session: nox.Session) -> None:
+    """Run the conformance suite against the built-in adapters (or --adapter SPEC ...)."""
+    install(session, "core", "adapters")
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    results = OUT / "results" / f"{stamp}-{os.getpid()}"
+    args = list(session.posargs)
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        "conformance",
+        "--results-dir",
+        str(results),
+        "--timeout=300",
+        *workers(args),
+        *args,
+        success_codes=[0, 1],  # 1 = some check failed: still write the report, then fail
+    )
+    session.run("python", "-m", "reports", str(results), "--out", str(OUT / "report"), "--strict")
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """nnspec's self-tests: spec proofs, reference gradients, tolerances, mutants, reports."""
+    install(session, "core", "adapters")
+    session.run("python", "-m", "pytest", "tests", *workers(session.posargs), *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    install(session, "lint")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(python=PYTHON)
+def report(session: nox.Session) -> None:
+    """Rebuild one report from results folders (default: every run under nnspec-out/results)."""
+    install(session, "core")
+    folders = session.posargs or sorted(str(p) for p in (OUT / "results").glob("*") if p.is_dir())
+    if not folders:
+        session.error(f"no results folders under {OUT / 'results'}: run `nox -s conformance`")
+    session.run("python", "-m", "reports", *folders, "--out", str(OUT / "report"))

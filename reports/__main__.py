@@ -1,0 +1,85 @@
+"""python -m reports RESULTS_DIR [RESULTS_DIR ...] --out DIR"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from tabulate import tabulate
+
+from reports.load import ReportError, load_runs, load_trace
+from reports.summarize import STATUS_TITLES, fmt_margin
+from reports.writer import write_report
+
+
+def console_summary(data: dict[str, Any]) -> str:
+    """The short text shown after a run: component x adapter counts, then the runs."""
+    headers = ["component", "adapter", *STATUS_TITLES.values(), "worst margin"]
+    rows = [
+        [r["stem"], r["adapter"], *(r[s] for s in STATUS_TITLES), fmt_margin(r["worst_margin"])]
+        for r in data["summary"]
+    ]
+    lines = [tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True), ""]
+    for run in data["runs"]:
+        state = "complete" if run["complete"] else 'INCOMPLETE (no "finished" in manifest)'
+        bad = (
+            f", {len(run['malformed_lines'])} malformed line(s) skipped"
+            if run["malformed_lines"]
+            else ""
+        )
+        lines.append(f"run {run['run']}: {state}, {run['records']} records{bad}")
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m reports",
+        description="Merge nnspec results folders (from any number of runs and machines) into "
+        "one report: report.md, index.html, summary.json and figures/.",
+    )
+    parser.add_argument(
+        "folders",
+        nargs="+",
+        type=Path,
+        metavar="RESULTS_DIR",
+        help="a results folder, or a folder holding results folders",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("nnspec-out/report"),
+        metavar="DIR",
+        help="output folder (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 1 when any check failed or errored (xfails do not count): for CI",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        runs = load_runs(args.folders)
+        data = write_report(runs, load_trace(), args.out)
+    except ReportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # e.g. --out not writable: one line, not a traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(console_summary(data))
+    print(f"report: {args.out / 'index.html'}")
+    broken = sum(row["fail"] + row["error"] for row in data["summary"])
+    if args.strict and broken:
+        print(f"{broken} check(s) failed or errored: see the failures section of the report")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""Figures (PNG, matplotlib Agg) drawn from the records.
+
+matplotlib is imported inside the functions: importing reports must stay cheap, and Figure +
+FigureCanvasAgg avoid pyplot's global backend state, so nothing needs a display.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from conformance.results import STATUSES
+from reports.summarize import STATUS_TITLES, dtype_sort_key, key, margin_of
+
+# Exact agreement gives margin 0, which has no logarithm: such margins are drawn at this floor.
+MARGIN_FLOOR = 1e-6
+STATUS_COLOURS = {
+    "pass": "#4c9a2a",
+    "fail": "#c0392b",
+    "error": "#7d3c98",
+    "skip": "#95a5a6",
+    "not_covered": "#d5d8dc",
+    "xfail": "#e67e22",
+}
+
+
+def _save(fig: Any, path: Path) -> Path:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig)
+    fig.savefig(path, dpi=100)
+    return path
+
+
+def margins_by_dtype(records: Sequence[dict[str, Any]], path: Path) -> Path:
+    """Histogram of log10(margin) per dtype; the dashed line is margin 1, the pass limit."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    logs: dict[str, list[float]] = defaultdict(list)
+    for record in records:
+        margin = margin_of(record)
+        if margin is not None:
+            logs[key(record.get("dtype"))].append(math.log10(max(margin, MARGIN_FLOOR)))
+    dtypes = sorted(logs, key=dtype_sort_key)
+    fig = Figure(figsize=(7, 1.0 + 1.8 * max(len(dtypes), 1)), layout="constrained")
+    if not dtypes:
+        ax = fig.subplots()
+        ax.text(0.5, 0.5, "no margins recorded", ha="center", va="center")
+        ax.set_axis_off()
+        return _save(fig, path)
+    values = [v for vs in logs.values() for v in vs]
+    lo, hi = math.floor(min(min(values), -1.0)), math.ceil(max(max(values), 0.5))
+    bins = [lo + (hi - lo) * i / 40 for i in range(41)]
+    axes = fig.subplots(len(dtypes), 1, sharex=True, squeeze=False)[:, 0]
+    for ax, dtype in zip(axes, dtypes, strict=True):
+        over = sum(v > 0 for v in logs[dtype])
+        ax.hist(logs[dtype], bins=bins, color="#3b6ea5")
+        ax.axvline(0.0, color="#c0392b", linestyle="--", linewidth=1.2)
+        ax.set_title(f"{dtype}: {len(logs[dtype])} checks, {over} above margin 1", fontsize=9)
+        ax.set_ylabel("checks")
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    floor = f"margins < {MARGIN_FLOOR:g} (incl. 0) drawn at {math.log10(MARGIN_FLOOR):g}"
+    axes[-1].set_xlabel(f"log10(margin = error / allowed); dashed: margin 1; {floor}")
+    return _save(fig, path)
+
+
+def status_by_adapter(records: Sequence[dict[str, Any]], path: Path) -> Path:
+    """Stacked bar of statuses per adapter: the one-glance view of a run."""
+    from matplotlib.figure import Figure
+
+    counts: dict[str, Counter[str]] = defaultdict(Counter)
+    for record in records:
+        counts[key(record.get("adapter"))][key(record.get("status"))] += 1
+    adapters = sorted(counts)
+    fig = Figure(figsize=(7, 1.2 + 0.5 * len(adapters)), layout="constrained")
+    ax = fig.subplots()
+    left = [0] * len(adapters)
+    for status in STATUSES:
+        widths = [counts[a][status] for a in adapters]
+        ax.barh(
+            adapters, widths, left=left, color=STATUS_COLOURS[status], label=STATUS_TITLES[status]
+        )
+        left = [x + w for x, w in zip(left, widths, strict=True)]
+    ax.set_xlabel("checks")
+    ax.invert_yaxis()
+    ax.legend(fontsize=8, ncols=len(STATUSES), loc="lower center", bbox_to_anchor=(0.5, 1.0))
+    return _save(fig, path)
+
+
+def draw_figures(records: Sequence[dict[str, Any]], folder: Path) -> dict[str, Path]:
+    """Draw every figure into folder; returns {file name: path} in display order."""
+    folder.mkdir(parents=True, exist_ok=True)
+    drawn = {}
+    for name, draw in (
+        ("margins_by_dtype.png", margins_by_dtype),
+        ("status_by_adapter.png", status_by_adapter),
+    ):
+        drawn[name] = draw(records, folder / name)
+    return drawn

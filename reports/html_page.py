@@ -1,0 +1,273 @@
+"""index.html: one self-contained page (inline CSS, figures as base64 PNG, no scripts).
+
+Every piece of text that comes from records, manifests or the trace table goes through esc();
+only markup built here is wrapped in Markup, so an untrusted string can never become a tag.
+(Named html_page, not html, so that it can never shadow the standard library's html module.)
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from reports.summarize import MISSING, STATUS_TITLES, flatten, fmt_counts, fmt_margin
+
+
+class Markup(str):
+    """HTML produced by this module (already escaped where needed)."""
+
+
+def esc(value: Any) -> Markup:
+    if isinstance(value, Markup):
+        return value
+    return Markup(html.escape(MISSING if value is None else str(value), quote=True))
+
+
+def tag(name: str, content: Any = "", cls: str | None = None) -> Markup:
+    attr = f' class="{html.escape(cls)}"' if cls else ""
+    return Markup(f"<{name}{attr}>{esc(content)}</{name}>")
+
+
+class Cell(Markup):
+    """A complete <td> element, used as is by table()."""
+
+
+def td(content: Any, cls: str | None = None) -> Cell:
+    return Cell(tag("td", content, cls))
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], cls: str | None = None) -> Markup:
+    head = "".join(tag("th", h) for h in headers)
+    body = "".join(
+        "<tr>" + "".join(c if isinstance(c, Cell) else td(c) for c in row) + "</tr>\n"
+        for row in rows
+    )
+    attr = f' class="{cls}"' if cls else ""
+    return Markup(
+        f"<table{attr}>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody>\n</table>\n"
+    )
+
+
+def count_td(status: str, n: int) -> Cell:
+    # Colour only what needs attention, so a clean run reads as a calm page.
+    cls = status if n and status in ("fail", "error") else ("zero" if not n else None)
+    return td(str(n), cls)
+
+
+def margin_td(margin: float | None) -> Cell:
+    return td(fmt_margin(margin), "fail" if margin is not None and margin > 1 else None)
+
+
+def section(anchor: str, title: str, *parts: Any) -> Markup:
+    inner = "".join(p if isinstance(p, Markup) else tag("p", p) for p in parts)
+    return Markup(f'<section id="{anchor}">\n<h2>{esc(title)}</h2>\n{inner}</section>\n')
+
+
+def runs_overview(data: Mapping[str, Any]) -> Markup:
+    rows = [
+        [
+            r["run"],
+            td("complete") if r["complete"] else td("incomplete", "incomplete"),
+            str(r["records"]),
+            str(len(r["malformed_lines"])),
+            r["folder"],
+        ]
+        for r in data["runs"]
+    ]
+    return section(
+        "runs", "Runs", table(["run", "state", "records", "malformed lines", "folder"], rows)
+    )
+
+
+def runs_metadata(data: Mapping[str, Any]) -> Markup:
+    parts = []
+    for run in data["runs"]:
+        state = "complete" if run["complete"] else 'incomplete (no "finished" in manifest)'
+        rows = [
+            ["folder", run["folder"]],
+            ["records", str(run["records"])],
+            ["malformed lines", ", ".join(run["malformed_lines"]) or "0"],
+        ]
+        if run["manifest"] is None:
+            rows.append(["manifest", "none"])
+        else:
+            rows += [[k, v] for k, v in flatten(run["manifest"])]
+        parts += [
+            tag("h3", f"{run['run']}: {state}", None if run["complete"] else "incomplete"),
+            table(["field", "value"], rows, "kv"),
+        ]
+    return section("metadata", "Run metadata", *parts)
+
+
+def summary(data: Mapping[str, Any]) -> Markup:
+    headers = ["component", "adapter", *STATUS_TITLES.values(), "worst margin"]
+    rows = [
+        [
+            r["stem"],
+            r["adapter"],
+            *(count_td(s, r[s]) for s in STATUS_TITLES),
+            margin_td(r["worst_margin"]),
+        ]
+        for r in data["summary"]
+    ]
+    return section("summary", "Summary", table(headers, rows))
+
+
+def matrix(data: Mapping[str, Any]) -> Markup:
+    headers = [
+        "component",
+        "adapter",
+        "dtype",
+        *STATUS_TITLES.values(),
+        "worst margin",
+        "variants / diagnosis",
+    ]
+    rows = [
+        [
+            r["stem"],
+            r["adapter"],
+            r["dtype"],
+            *(count_td(s, r[s]) for s in STATUS_TITLES),
+            margin_td(r["worst_margin"]),
+            "; ".join(f"{d} ({n})" for d, n in r["diagnoses"]) or MISSING,
+        ]
+        for r in data["matrix"]
+    ]
+    return section("matrix", "Component x adapter x dtype", table(headers, rows))
+
+
+def failures(data: Mapping[str, Any]) -> Markup:
+    if not data["failures"]:
+        return section("failures", "Failures and errors", "None.")
+    headers = [
+        "status",
+        "check_id",
+        "adapter",
+        "dtype",
+        "run",
+        "margin",
+        "message",
+        "diagnosis",
+        "repro",
+    ]
+    rows = [
+        [
+            td(f["status"], f["status"]),
+            f["check_id"],
+            f["adapter"],
+            f["dtype"],
+            f["run"],
+            fmt_margin(f["margin"]),
+            f["message"],
+            f["diagnosis"],
+            td(tag("code", f["repro"])),
+        ]
+        for f in data["failures"]
+    ]
+    return section("failures", "Failures and errors", table(headers, rows, "failures"))
+
+
+def reasons(data: Mapping[str, Any]) -> Markup:
+    title = "Skipped, not covered, expected failures: reasons"
+    if not data["reasons"]:
+        return section("reasons", title, "None.")
+    rows = [
+        [
+            STATUS_TITLES[r["status"]],
+            r["reason"],
+            str(r["count"]),
+            ", ".join(r["adapters"]),
+            ", ".join(r["stems"]),
+        ]
+        for r in data["reasons"]
+    ]
+    return section(
+        "reasons", title, table(["status", "reason", "checks", "adapters", "components"], rows)
+    )
+
+
+def trace(data: Mapping[str, Any]) -> Markup:
+    def result_td(result: Mapping[str, Any]) -> Cell:
+        counts = result["counts"]
+        bad = counts.get("fail") or counts.get("error")
+        text = fmt_counts(counts)
+        if counts and result["missing"]:
+            text += "; no records: " + ", ".join(result["missing"])
+        return td(text, "fail" if bad else ("zero" if not counts else None))
+
+    headers = ["formula", "spec", "reference", "properties", *data["adapters"]]
+    rows = [
+        [
+            t["formula"],
+            t["spec"],
+            t["reference"],
+            ", ".join(t["properties"]),
+            *(result_td(t["results"][a]) for a in data["adapters"]),
+        ]
+        for t in data["trace"]
+    ]
+    return section("trace", "Traceability", table(headers, rows))
+
+
+def figures(paths: Mapping[str, Path]) -> Markup:
+    imgs = []
+    for name, path in paths.items():
+        b64 = base64.b64encode(path.read_bytes()).decode("ascii")
+        imgs.append(
+            Markup(
+                f'<figure><img alt="{esc(name)}" src="data:image/png;base64,{b64}">'
+                f"<figcaption>{esc(name)}</figcaption></figure>\n"
+            )
+        )
+    return section("figures", "Figures", *imgs)
+
+
+CSS = """
+body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em auto; max-width: 90em; color: #222; }
+nav a { margin-right: 1em; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
+th, td { border: 1px solid #ccc; padding: 0.2em 0.5em; text-align: left; vertical-align: top; }
+th { background: #f2f2f2; }
+td.zero { color: #aaa; }
+td.fail, td.error, .incomplete { color: #a61b1b; font-weight: 600; }
+table.failures td { max-width: 40em; overflow-wrap: anywhere; }
+table.kv td:first-child { font-family: monospace; }
+code { font-size: 12px; background: #f6f6f6; padding: 0.1em 0.3em; overflow-wrap: anywhere; }
+figure { display: inline-block; margin: 0 1em 1em 0; }
+"""
+
+
+def render(data: Mapping[str, Any], figure_paths: Mapping[str, Path]) -> str:
+    totals = data["totals"]
+    overview = (
+        f"{totals['records']} records from {len(data['runs'])} run(s) "
+        f"({totals['incomplete_runs']} incomplete); "
+        + ", ".join(f"{STATUS_TITLES[s]} {totals[s]}" for s in STATUS_TITLES)
+        + f"; malformed lines skipped: {totals['malformed_lines']}."
+    )
+    sections = [runs_overview(data), summary(data), failures(data), matrix(data), reasons(data)]
+    if "trace" in data:
+        sections.append(trace(data))
+    sections += [figures(figure_paths), runs_metadata(data)]
+    nav = "".join(
+        f'<a href="#{a}">{t}</a>'
+        for a, t in (
+            ("runs", "runs"),
+            ("summary", "summary"),
+            ("failures", "failures"),
+            ("matrix", "matrix"),
+            ("reasons", "reasons"),
+            *((("trace", "traceability"),) if "trace" in data else ()),
+            ("figures", "figures"),
+            ("metadata", "run metadata"),
+        )
+    )
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        "<title>nnspec conformance report</title>\n"
+        f"<style>{CSS}</style>\n</head>\n<body>\n<h1>nnspec conformance report</h1>\n"
+        f"<nav>{nav}</nav>\n{tag('p', overview)}\n{''.join(sections)}</body>\n</html>\n"
+    )

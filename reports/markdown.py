@@ -1,0 +1,199 @@
+"""report.md: the summary data as GitHub-flavoured Markdown tables (tabulate)."""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from tabulate import tabulate
+
+from reports.summarize import MISSING, STATUS_TITLES, flatten, fmt_counts, fmt_margin
+
+
+def cell(value: Any) -> str:
+    """Record text made safe for a table cell: a '|' or newline would break the row, and raw
+    HTML would be rendered (or swallowed) by Markdown viewers."""
+    text = MISSING if value is None else str(value)
+    text = html.escape(" ".join(text.split()), quote=False)
+    return text.replace("|", "\\|")
+
+
+def code(value: Any) -> str:
+    """A code span whose fence is longer than any backtick run inside it."""
+    if value is None:
+        return MISSING
+    text = " ".join(str(value).split()).replace("|", "\\|")
+    fence = "`" * (max((len(m) for m in re.findall(r"`+", text)), default=0) + 1)
+    return f"{fence} {text} {fence}"
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    # Cells are already formatted text: tabulate must not re-read "1e-06" as a number.
+    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+
+
+def _status_cells(row: dict[str, Any]) -> list[str]:
+    return [str(row[s]) for s in STATUS_TITLES]
+
+
+def runs_overview(data: dict[str, Any]) -> list[str]:
+    rows = [
+        [
+            cell(r["run"]),
+            "complete" if r["complete"] else "**incomplete**",
+            str(r["records"]),
+            str(len(r["malformed_lines"])),
+            cell(r["folder"]),
+        ]
+        for r in data["runs"]
+    ]
+    return [
+        "## Runs",
+        "",
+        table(["run", "state", "records", "malformed lines", "folder"], rows),
+        "",
+    ]
+
+
+def runs_section(data: dict[str, Any]) -> list[str]:
+    out = ["## Run metadata", ""]
+    for run in data["runs"]:
+        state = "complete" if run["complete"] else '**incomplete** (no "finished" in manifest)'
+        out += [f"### {cell(run['run'])}: {state}", ""]
+        rows = [
+            ["folder", cell(run["folder"])],
+            ["records", str(run["records"])],
+            ["malformed lines", cell(", ".join(run["malformed_lines"]) or "0")],
+        ]
+        if run["manifest"] is None:
+            rows.append(["manifest", "none"])
+        else:
+            rows += [[cell(k), cell(v)] for k, v in flatten(run["manifest"])]
+        out += [table(["field", "value"], rows), ""]
+    return out
+
+
+def summary_section(data: dict[str, Any]) -> list[str]:
+    headers = ["component", "adapter", *STATUS_TITLES.values(), "worst margin"]
+    rows = [
+        [cell(r["stem"]), cell(r["adapter"]), *_status_cells(r), fmt_margin(r["worst_margin"])]
+        for r in data["summary"]
+    ]
+    return ["## Summary", "", table(headers, rows), ""]
+
+
+def matrix_section(data: dict[str, Any]) -> list[str]:
+    headers = [
+        "component",
+        "adapter",
+        "dtype",
+        *STATUS_TITLES.values(),
+        "worst margin",
+        "variants / diagnosis",
+    ]
+    rows = [
+        [
+            cell(r["stem"]),
+            cell(r["adapter"]),
+            cell(r["dtype"]),
+            *_status_cells(r),
+            fmt_margin(r["worst_margin"]),
+            cell("; ".join(f"{d} ({n})" for d, n in r["diagnoses"]) or MISSING),
+        ]
+        for r in data["matrix"]
+    ]
+    return ["## Component x adapter x dtype", "", table(headers, rows), ""]
+
+
+def failures_section(data: dict[str, Any]) -> list[str]:
+    out = ["## Failures and errors", ""]
+    if not data["failures"]:
+        return [*out, "None.", ""]
+    headers = [
+        "status",
+        "check_id",
+        "adapter",
+        "dtype",
+        "run",
+        "margin",
+        "message",
+        "diagnosis",
+        "repro",
+    ]
+    rows = [
+        [
+            cell(f["status"]),
+            cell(f["check_id"]),
+            cell(f["adapter"]),
+            cell(f["dtype"]),
+            cell(f["run"]),
+            fmt_margin(f["margin"]),
+            cell(f["message"]),
+            cell(f["diagnosis"]),
+            code(f["repro"]),
+        ]
+        for f in data["failures"]
+    ]
+    return [*out, table(headers, rows), ""]
+
+
+def reasons_section(data: dict[str, Any]) -> list[str]:
+    out = ["## Skipped, not covered, expected failures: reasons", ""]
+    if not data["reasons"]:
+        return [*out, "None.", ""]
+    rows = [
+        [
+            STATUS_TITLES[r["status"]],
+            cell(r["reason"]),
+            str(r["count"]),
+            cell(", ".join(r["adapters"])),
+            cell(", ".join(r["stems"])),
+        ]
+        for r in data["reasons"]
+    ]
+    return [*out, table(["status", "reason", "checks", "adapters", "components"], rows), ""]
+
+
+def trace_cell(result: dict[str, Any]) -> str:
+    text = fmt_counts(result["counts"])
+    if result["counts"] and result["missing"]:
+        text += "; no records: " + ", ".join(result["missing"])
+    return cell(text)
+
+
+def trace_section(data: dict[str, Any]) -> list[str]:
+    headers = ["formula", "spec", "reference", "properties", *map(cell, data["adapters"])]
+    rows = [
+        [
+            cell(t["formula"]),
+            cell(t["spec"]),
+            cell(t["reference"]),
+            cell(", ".join(t["properties"])),
+            *(trace_cell(t["results"][a]) for a in data["adapters"]),
+        ]
+        for t in data["trace"]
+    ]
+    return ["## Traceability", "", table(headers, rows), ""]
+
+
+def render(data: dict[str, Any], figures: Sequence[str]) -> str:
+    """The whole report; figures are file names under figures/, linked relatively."""
+    totals = data["totals"]
+    lines = [
+        "# nnspec conformance report",
+        "",
+        f"{totals['records']} records from {len(data['runs'])} run(s) "
+        f"({totals['incomplete_runs']} incomplete); "
+        + ", ".join(f"{STATUS_TITLES[s]} {totals[s]}" for s in STATUS_TITLES)
+        + f"; malformed lines skipped: {totals['malformed_lines']}.",
+        "",
+    ]
+    lines += runs_overview(data) + summary_section(data) + failures_section(data)
+    lines += matrix_section(data) + reasons_section(data)
+    if "trace" in data:
+        lines += trace_section(data)
+    lines += ["## Figures", ""] + [f"![{name}](figures/{name})" for name in figures] + [""]
+    lines += runs_section(data)
+    return "\n".join(lines)

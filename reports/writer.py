@@ -1,0 +1,37 @@
+"""Writes one report folder: summary.json, report.md, figures/ and index.html."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from reports import html_page, markdown
+from reports.figures import draw_figures
+from reports.load import Run, Warn, load_runs, load_trace, stderr_warn
+from reports.summarize import summarize
+
+
+def write_report(
+    runs: Sequence[Run], trace: Sequence[dict[str, Any]] | None, out: Path
+) -> dict[str, Any]:
+    """Write every output into out (created if needed); returns the summary data."""
+    out.mkdir(parents=True, exist_ok=True)
+    data = summarize(runs, trace)
+    figures = draw_figures([r for run in runs for r in run.records], out / "figures")
+    # allow_nan=False: summary.json must stay strict JSON for other tools to read.
+    (out / "summary.json").write_text(
+        json.dumps(data, indent=2, allow_nan=False, default=str) + "\n", encoding="utf-8"
+    )
+    (out / "report.md").write_text(markdown.render(data, list(figures)), encoding="utf-8")
+    (out / "index.html").write_text(html_page.render(data, figures), encoding="utf-8")
+    return data
+
+
+def build(folders: Iterable[Path | str], out: Path | str, warn: Warn = stderr_warn) -> Path:
+    """Merge the results folders (or folders holding them) into a report in out; returns the
+    path of index.html. Raises reports.load.ReportError for problems the user must fix."""
+    out = Path(out)
+    write_report(load_runs(folders, warn), load_trace(warn), out)
+    return out / "index.html"
