@@ -129,8 +129,9 @@ class Check:
         options = self._options(op)
         full = {**kwargs, **options}
         truth = tolerance.truth(fn, args, full)
-        base = tolerance.baseline(fn, args, full, self.dtype)
-        for i, (y, t, b) in enumerate(zip(actual, truth, base, strict=True)):
+        models = tolerance.models(fn, args, full, self.dtype)
+        for i, (y, t) in enumerate(zip(actual, truth, strict=True)):
+            b = max(tolerance.rel_error(m[i], t) for m in models)
             name = label if len(actual) == 1 else f"{label} output {i}"
             self._judge(
                 name,
@@ -140,27 +141,30 @@ class Check:
                 lambda allowed, i=i, y=y: self._diagnose(op, fn, args, kwargs, i, y, allowed),
             )
 
-    def relation(self, label: str, lhs, rhs, lhs_baseline, rhs_baseline) -> None:
+    def relation(self, label: str, lhs, rhs, lhs_models, rhs_models) -> None:
         """A metamorphic property lhs == rhs, judged by the same derived tolerance: the honest
-        model's own residual ||lhs_b - rhs_b|| / ||rhs_b|| sets the allowed error."""
+        models' own residuals ||lhs_m - rhs_m|| / ||rhs_m|| set the allowed error. *_models
+        are stacked model outputs from baseline() (rhs_models may lack the model axis when the
+        right-hand side is exact, e.g. ones)."""
         self._note(label)
-        allowed = tolerance.allowed(tolerance.rel_error(lhs_baseline, rhs_baseline), self.dtype)
-        self._record(label, lhs, rhs, allowed, None)
+        lhs_models = np.asarray(lhs_models)
+        rhs_models = np.broadcast_to(rhs_models, lhs_models.shape)
+        residual = max(tolerance.rel_error(l, r) for l, r in zip(lhs_models, rhs_models))
+        self._record(label, lhs, rhs, tolerance.allowed(residual, self.dtype), None)
 
-    def baseline(self, op: str, *args: Any, **kwargs: Any) -> tuple[np.ndarray, ...]:
-        """The honest-kernel model's outputs of op, as float64 (for relation())."""
+    def baseline(self, op: str, *args: Any, **kwargs: Any) -> np.ndarray:
+        """Outputs of op under every honest-kernel model, stacked on a leading axis, as float64
+        (single-output ops; for relation())."""
         full = {**kwargs, **self._options(op)}
-        return tuple(
-            np.asarray(y).astype(np.float64)
-            for y in tolerance.baseline(OPS[op].forward, args, full, self.dtype)
-        )
+        outs = [m[0] for m in tolerance.models(OPS[op].forward, args, full, self.dtype)]
+        return np.stack([np.asarray(y).astype(np.float64) for y in outs])
 
     def inputs(self, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
         """Arrays as the adapter sees them (rounded to the dtype), back in float64."""
         return tuple(tolerance.cast(tolerance.cast(a, self.dtype), np.float64) for a in arrays)
 
-    def _judge(self, name, actual, truth, base, diagnose) -> None:
-        allowed = tolerance.allowed(tolerance.rel_error(base, truth), self.dtype)
+    def _judge(self, name, actual, truth, model_error, diagnose) -> None:
+        allowed = tolerance.allowed(model_error, self.dtype)
         err = tolerance.error(actual, truth)
         self._record(name, actual, truth, allowed, diagnose(allowed) if err > allowed else None)
 

@@ -58,10 +58,10 @@ def _load_adapters(config: pytest.Config) -> list[tuple[str, Any, str | None]]:
         seen.add(adapter.name)
         loaded.append((spec, adapter, _reason(adapter)))
     if not config.getoption("adapter"):
-        for adapter in adapter_registry.entry_point_adapters():
+        for spec, adapter in adapter_registry.entry_point_adapters():
             if adapter.name not in seen:
                 seen.add(adapter.name)
-                loaded.append((f"entry point {adapter.name}", adapter, _reason(adapter)))
+                loaded.append((spec, adapter, _reason(adapter)))
     return loaded
 
 

@@ -51,8 +51,8 @@ def test_causal_ignores_future(impl, case, data):
     mask = case.attn_mask()
     (out,) = impl.run("sdpa", q, k, v, mask=mask, causal=True)
     (out2,) = impl.run("sdpa", q, k2, v2, mask=mask, causal=True)
-    (b,) = impl.baseline("sdpa", q, k, v, mask=mask, causal=True)
-    (b2,) = impl.baseline("sdpa", q, k2, v2, mask=mask, causal=True)
+    b = impl.baseline("sdpa", q, k, v, mask=mask, causal=True)
+    b2 = impl.baseline("sdpa", q, k2, v2, mask=mask, causal=True)
     keep = (..., slice(0, t + 1), slice(None))
     impl.relation("rows <= i after changing later tokens", out2[keep], out[keep], b2[keep], b[keep])
 
@@ -67,8 +67,8 @@ def test_key_permutation(impl, case, data):
     mask_p = None if mask is None else mask[..., perm]
     (out,) = impl.run("sdpa", q, k, v, mask=mask)
     (out_p,) = impl.run("sdpa", q, k[..., perm, :], v[..., perm, :], mask=mask_p)
-    (b,) = impl.baseline("sdpa", q, k, v, mask=mask)
-    (b_p,) = impl.baseline("sdpa", q, k[..., perm, :], v[..., perm, :], mask=mask_p)
+    b = impl.baseline("sdpa", q, k, v, mask=mask)
+    b_p = impl.baseline("sdpa", q, k[..., perm, :], v[..., perm, :], mask=mask_p)
     impl.relation("permuted keys and values", out_p, out, b_p, b)
 
 
@@ -88,3 +88,18 @@ def test_vjp(impl, case):
     q, k, v = case.qkv()
     dout = normal(case.seed + 3, (*case.batch, case.tq, case.dv))
     impl.compare_vjp("sdpa", dout, q, k, v, mask=case.attn_mask(), causal=case.causal)
+
+
+@given(case=attention_cases(masks=("none",), causal=False, square=True), data=st.data())
+def test_token_permutation(impl, case, data):
+    # Self-attention without positional information is permutation-equivariant over tokens:
+    # Attn(P X) = P Attn(X).
+    x, w_q, w_k, w_v = _projections(case, case.tq)
+    perm = np.array(data.draw(st.permutations(range(case.tq)), label="token permutation"))
+    q, k, v = impl.inputs(x @ w_q, x @ w_k, x @ w_v)
+    qp, kp, vp = (a[..., perm, :] for a in (q, k, v))
+    (out,) = impl.run("sdpa", q, k, v)
+    (out_p,) = impl.run("sdpa", qp, kp, vp)
+    b = impl.baseline("sdpa", q, k, v)
+    b_p = impl.baseline("sdpa", qp, kp, vp)
+    impl.relation("Attn(P X) vs P Attn(X)", out_p, out[..., perm, :], b_p, b[..., perm, :])

@@ -101,11 +101,12 @@ def load(spec: str) -> Adapter:
     return _instantiate(spec, _import_target(spec))
 
 
-def entry_point_adapters() -> list[Adapter]:
-    adapters = []
-    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        adapters.append(load(ep.value))
-    return adapters
+def entry_point_adapters() -> list[tuple[str, Adapter]]:
+    """(spec, adapter) for every adapter installed under the nnspec.adapters group."""
+    return [
+        (ep.value, load(ep.value))
+        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+    ]
 
 
 def builtin_adapters() -> list[Adapter]:

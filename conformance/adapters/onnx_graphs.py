@@ -348,6 +348,13 @@ class _OnnxAdapter(Adapter):
         return forms.popitem()[1] if len(set(forms.values())) == 1 else forms
 
 
+_LOW = (
+    "onnx.reference evaluates Attention with NumPy in the input dtype, accumulating in "
+    "float16/bfloat16: on some inputs its error exceeds an honest float32-accumulating kernel's "
+    "(the 'imprecise' tier; onnx 1.23.2)"
+)
+
+
 class OnnxReference(_OnnxAdapter):
     name = "onnx-reference"
     # Probed with onnx 1.23.2: all four dtypes run all three graphs; bfloat16 arrays are
@@ -366,6 +373,10 @@ class OnnxReference(_OnnxAdapter):
         "-inf where softmax underflows (onnx 1.23.2)",
         "softmax/log_softmax_values/float16": "onnx.reference LogSoftmax computes "
         "log(Softmax(x)), -inf where float16 softmax underflows (onnx 1.23.2)",
+        # Seen with random seeds (dev profile), diagnosed "imprecise: within the error of a
+        # kernel that accumulates in float16": NumPy evaluates the graph in the input dtype.
+        "attention/*/float16": _LOW,
+        "attention/*/bfloat16": _LOW,
     }
 
     def unavailable(self) -> str | None:
