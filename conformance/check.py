@@ -149,7 +149,8 @@ class Check:
         self._note(label)
         lhs_models = np.asarray(lhs_models)
         rhs_models = np.broadcast_to(rhs_models, lhs_models.shape)
-        residual = max(tolerance.rel_error(l, r) for l, r in zip(lhs_models, rhs_models))
+        pairs = zip(lhs_models, rhs_models, strict=True)
+        residual = max(tolerance.rel_error(lhs_m, rhs_m) for lhs_m, rhs_m in pairs)
         self._record(label, lhs, rhs, tolerance.allowed(residual, self.dtype), None)
 
     def baseline(self, op: str, *args: Any, **kwargs: Any) -> np.ndarray:
