@@ -16,6 +16,7 @@ class Mutant:
 
 MUTANTS: dict[str, Mutant] = {
     "softmax-no-max": Mutant("tests/mutants/softmax.py:NoMaxSubtraction", "softmax"),
+    "softmax-silent-half": Mutant("tests/mutants/softmax.py:SilentHalf", "softmax"),
     "attention-scale-1/d": Mutant(
         "tests/mutants/attention.py:ScaleOneOverD",
         "attention",

@@ -16,3 +16,12 @@ class NoMaxSubtraction(NumpyReference):
 
     def log_softmax(self, x, axis=-1):
         return x - np.log(np.exp(x).sum(axis=axis, keepdims=True))
+
+
+class SilentHalf(NumpyReference):
+    """Declares float32 but computes in float16 inside: a silent downcast."""
+
+    name = "mutant-softmax-silent-half"
+
+    def softmax(self, x, axis=-1):
+        return super().softmax(x.astype(np.float16), axis).astype(x.dtype)
