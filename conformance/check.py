@@ -4,6 +4,10 @@ results record."""
 
 from __future__ import annotations
 
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +32,44 @@ class NotCovered(pytest.skip.Exception):
         super().__init__(msg=msg)
 
 
+class CallTimeout(pytest.skip.Exception):
+    """An adapter call ran past the per-call limit. Raised as a skip only so that Hypothesis
+    (which re-runs and shrinks ordinary failures) stops at once instead of replaying the hang;
+    the plugin reports it as an `error` row and a failed test."""
+
+    def __init__(self, msg: str) -> None:
+        super().__init__(msg=msg)
+
+
+DEFAULT_CALL_TIMEOUT_S = 60.0
+
+
+@contextmanager
+def time_limit(seconds: float, what: str) -> Iterator[None]:
+    """SIGALRM-based limit on one adapter call (main thread on POSIX; elsewhere no limit, and
+    pytest-timeout's whole-check limit is the backstop)."""
+    usable = (
+        seconds
+        and seconds > 0
+        and hasattr(signal, "setitimer")
+        and threading.current_thread() is threading.main_thread()
+    )
+    if not usable:
+        yield
+        return
+
+    def on_alarm(signum, frame):
+        raise CallTimeout(f"timeout: {what} did not return within {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 @dataclass
 class Worst:
     error: float | None = None
@@ -44,9 +86,12 @@ class Worst:
 
 
 class Check:
-    def __init__(self, adapter: Adapter, dtype: str) -> None:
+    def __init__(
+        self, adapter: Adapter, dtype: str, call_timeout: float = DEFAULT_CALL_TIMEOUT_S
+    ) -> None:
         self.adapter = adapter
         self.dtype = dtype
+        self.call_timeout = call_timeout
         self.ops: list[str] = []  # what the check called, for the record
         self.worst = Worst()  # the case closest to (or furthest past) its allowed error
 
@@ -70,7 +115,8 @@ class Check:
         expected = tolerance.truth(OPS[op].forward, args, {**kwargs, **self._options(op)})
         a, k = tolerance.rounded_inputs(args, kwargs, self.dtype)
         try:
-            out = getattr(self.adapter, op)(*a, **k)
+            with time_limit(self.call_timeout, f"{self.adapter.name}.{op}"):
+                out = getattr(self.adapter, op)(*a, **k)
         except Unsupported as exc:
             raise NotCovered(f"{self.adapter.name} refuses {op!r}: {exc}") from None
         return self._validate(op, out, expected, gradients=False)
@@ -83,7 +129,8 @@ class Check:
         expected = tolerance.truth(OPS[op].vjp, full, {**kwargs, **self._options(op)})
         a, k = tolerance.rounded_inputs(full, kwargs, self.dtype)
         try:
-            out = call_vjp(self.adapter, op, *a, **k)
+            with time_limit(self.call_timeout, f"the gradient of {self.adapter.name}.{op}"):
+                out = call_vjp(self.adapter, op, *a, **k)
         except Unsupported as exc:
             raise NotCovered(f"{self.adapter.name} refuses the gradient of {op!r}: {exc}") from None
         return self._validate(f"{op}_vjp", out, expected, gradients=True)

@@ -17,7 +17,7 @@ import pytest
 
 from conformance import adapters as adapter_registry
 from conformance import profiles, results
-from conformance.check import Check, CheckFailed, NotCovered
+from conformance.check import DEFAULT_CALL_TIMEOUT_S, CallTimeout, Check, CheckFailed, NotCovered
 
 DEFAULT_OUT = Path("nnspec-out") / "results"
 CHECK_KEY = pytest.StashKey[Check]()
@@ -37,6 +37,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "(built-ins and entry points) unless --with-builtins is given.",
     )
     group.addoption("--with-builtins", action="store_true", help="also run the built-in adapters")
+    group.addoption(
+        "--call-timeout",
+        type=float,
+        default=DEFAULT_CALL_TIMEOUT_S,
+        metavar="SECONDS",
+        help="limit on one adapter call; past it the check is an error row and the run goes "
+        "on (default: %(default)s; 0 disables)",
+    )
     group.addoption(
         "--results-dir",
         default=None,
@@ -191,7 +199,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def impl(request: pytest.FixtureRequest) -> Check:
     index, dtype = request.param
     _, adapter, reason = request.config.stash[ADAPTERS_KEY][index]
-    check = Check(adapter, dtype)
+    check = Check(adapter, dtype, request.config.getoption("call_timeout"))
     request.node.stash[CHECK_KEY] = check
     if reason:
         pytest.skip(f"{adapter.name}: {reason}")
@@ -210,6 +218,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
         return
     if report.when == "call" or (report.when == "setup" and not report.passed):
         status, message = _status(report, call)
+        if status == "error" and report.skipped:  # a CallTimeout travels as a skip: undo that
+            report.outcome = "failed"
+            report.longrepr = message
         _write(item, check, status, message, report.duration)
 
 
@@ -221,6 +232,8 @@ def _status(report: Any, call: pytest.CallInfo) -> tuple[str, str | None]:
         return "pass", f"passes now, although declared a known deviation: {report.wasxfail}"
     if report.passed:
         return "pass", None
+    if isinstance(exc, CallTimeout):
+        return "error", str(exc.msg)
     if isinstance(exc, NotCovered):
         return "not_covered", str(exc.msg)
     if report.skipped:
@@ -230,8 +243,6 @@ def _status(report: Any, call: pytest.CallInfo) -> tuple[str, str | None]:
     if failed and len(failed) == len(leaves):
         return "fail", _message(failed[0])
     first = next(e for e in leaves if not isinstance(e, CheckFailed))
-    if isinstance(first, pytest.fail.Exception) and "Timeout" in str(first):
-        return "error", "timeout: " + _first_line(str(first))
     return "error", f"raised {_message(first)}"
 
 

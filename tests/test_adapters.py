@@ -70,3 +70,11 @@ def test_faults_become_rows_and_the_run_goes_on(suite):
     assert one("partial", "softmax/vjp/float64")["status"] == "not_covered"
     for row in run.records:
         assert row["repro"].startswith("python -m pytest ") and row["case"] in row["repro"]
+
+
+def test_a_hanging_op_becomes_a_timeout_error_row(suite):
+    run = suite("--adapter", f"{F}:Hangs", "-k", "test_values", "--call-timeout=2", timeout=300)
+    rows = run.rows("fault-hangs", check_id="softmax/values/float64")
+    assert len(rows) == 1 and rows[0]["status"] == "error", run.output[-2000:]
+    assert rows[0]["message"].startswith("timeout")
+    assert run.rows("fault-hangs", check_id="attention/values/float64")[0]["status"] == "pass"

@@ -67,3 +67,12 @@ class NotAnAdapter:
 
 def broken_constructor():
     raise ValueError("no")
+
+
+class Hangs(NumpyReference):
+    name = "fault-hangs"
+
+    def softmax(self, x, axis=-1):
+        import time
+
+        time.sleep(60)
