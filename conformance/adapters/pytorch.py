@@ -5,6 +5,7 @@ out, and gradients come from autograd (conformance.adapters.autograd)."""
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from typing import Any
 
@@ -38,6 +39,7 @@ def _sdpa(q, k, v, mask=None, causal=False):
     return scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)
 
 
+# op -> torch function on tensors in nnspec's canonical layout (see conformance/adapters/base.py)
 TORCH_OPS = {"softmax": _softmax, "log_softmax": _log_softmax, "sdpa": _sdpa}
 
 
@@ -62,14 +64,11 @@ class TorchCPU(Adapter):
             opts = {k: autograd.to_torch(v, self.device) for k, v in options.items()}
             return autograd.to_numpy(TORCH_OPS[op](*args, **opts))
 
-    def softmax(self, x, axis=-1):
-        return self._run("softmax", x, axis=axis)
-
-    def log_softmax(self, x, axis=-1):
-        return self._run("log_softmax", x, axis=axis)
-
-    def sdpa(self, q, k, v, mask=None, causal=False):
-        return self._run("sdpa", q, k, v, mask=mask, causal=causal)
+    def __getattr__(self, op: str):
+        # One method per op of TORCH_OPS: NumPy in, torch on self.device, NumPy out.
+        if op in TORCH_OPS:
+            return functools.partial(self._run, op)
+        raise AttributeError(op)
 
     def vjp(self, op: str, cotangent: np.ndarray, *inputs: Any, **options: Any):
         return autograd.vjp(TORCH_OPS[op], cotangent, inputs, options, self.device)

@@ -3,6 +3,7 @@
 import numpy as np
 
 from conformance.adapters.numpy_reference import NumpyReference
+from reference.softmax import softmax
 
 
 class Raises(NumpyReference):
@@ -23,21 +24,21 @@ class WrongShape(NumpyReference):
     name = "fault-shape"
 
     def softmax(self, x, axis=-1):
-        return super().softmax(x, axis)[..., :1].copy()
+        return softmax(x, axis)[..., :1].copy()
 
 
 class WrongDtype(NumpyReference):
     name = "fault-dtype"
 
     def softmax(self, x, axis=-1):
-        return super().softmax(x, axis).astype(np.float16)
+        return softmax(x, axis).astype(np.float16)
 
 
 class ReturnsList(NumpyReference):
     name = "fault-list"
 
     def softmax(self, x, axis=-1):
-        return super().softmax(x, axis).tolist()
+        return softmax(x, axis).tolist()
 
 
 class Unavailable(NumpyReference):

@@ -3,6 +3,7 @@
 import numpy as np
 
 from conformance.adapters.numpy_reference import NumpyReference
+from reference import softmax as ref
 
 
 class NoMaxSubtraction(NumpyReference):
@@ -24,4 +25,4 @@ class SilentHalf(NumpyReference):
     name = "mutant-softmax-silent-half"
 
     def softmax(self, x, axis=-1):
-        return super().softmax(x.astype(np.float16), axis).astype(x.dtype)
+        return ref.softmax(x.astype(np.float16), axis).astype(x.dtype)
