@@ -11,11 +11,30 @@ from tests.conftest import run_suite
 from tests.mutants import MUTANTS
 
 
+class _ZooRuns:
+    """One suite run per stem, with that stem's mutants and the reference adapter as control:
+    a mutant only needs the checks of the component it breaks."""
+
+    def __init__(self, tmp_path_factory) -> None:
+        self.factory = tmp_path_factory
+        self.runs: dict[str, object] = {}
+
+    def __getitem__(self, stem: str):
+        if stem not in self.runs:
+            folder = self.factory.mktemp(f"zoo-{stem}") / "results"
+            specs = [a for m in MUTANTS.values() if m.stem == stem for a in ("--adapter", m.spec)]
+            self.runs[stem] = run_suite(
+                folder, "--adapter", "reference", *specs, target=f"conformance/test_{stem}.py"
+            )
+        return self.runs[stem]
+
+
 @pytest.fixture(scope="module")
-def zoo_run(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("zoo") / "results"
-    specs = [arg for m in MUTANTS.values() for arg in ("--adapter", m.spec)]
-    return run_suite(folder, "--adapter", "reference", *specs)
+def zoo(tmp_path_factory):
+    return _ZooRuns(tmp_path_factory)
+
+
+STEMS = sorted({m.stem for m in MUTANTS.values()})
 
 
 def _adapter_name(run, spec):
@@ -25,8 +44,9 @@ def _adapter_name(run, spec):
 
 
 @pytest.mark.parametrize("mutant", sorted(MUTANTS))
-def test_mutant_is_caught(zoo_run, mutant):
+def test_mutant_is_caught(zoo, mutant):
     m = MUTANTS[mutant]
+    zoo_run = zoo[m.stem]
     name = _adapter_name(zoo_run, m.spec)
     fails = zoo_run.rows(name, status="fail", stem=m.stem)
     assert fails, f"mutant {mutant} escaped: no fail row in {m.stem}"
@@ -37,19 +57,24 @@ def test_mutant_is_caught(zoo_run, mutant):
     assert not zoo_run.rows(name, status="error"), "a mutant is wrong, not broken: no error rows"
 
 
-def test_reference_control_passes(zoo_run):
+@pytest.mark.parametrize("stem", STEMS)
+def test_reference_control_passes(zoo, stem):
+    zoo_run = zoo[stem]
     rows = zoo_run.rows("reference")
     assert rows, zoo_run.output[-2000:]
     bad = [r for r in rows if r["status"] != "pass"]
     assert not bad, bad[:3]
 
 
-def test_zoo_run_exits_nonzero(zoo_run):
+@pytest.mark.parametrize("stem", STEMS)
+def test_zoo_run_exits_nonzero(zoo, stem):
     # The suite fails the run when an implementation fails a check.
+    zoo_run = zoo[stem]
     assert zoo_run.proc.returncode == 1, zoo_run.output[-2000:]
 
 
-def test_repro_line_replays_the_failure(zoo_run, tmp_path):
+def test_repro_line_replays_the_failure(zoo, tmp_path):
+    zoo_run = zoo["attention"]
     row = zoo_run.rows(status="fail", check_id="attention/values/float32")[0]
     argv = shlex.split(row["repro"])[3:]  # drop "python -m pytest"
     assert argv[0] == row["case"]
