@@ -7,8 +7,10 @@ import datetime as dt
 import fnmatch
 import os
 import shlex
+import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -16,10 +18,12 @@ from typing import Any
 import pytest
 
 from conformance import adapters as adapter_registry
-from conformance import profiles, results
+from conformance import profiles, results, selection
 from conformance.check import DEFAULT_CALL_TIMEOUT_S, CallTimeout, Check, CheckFailed, NotCovered
 
 DEFAULT_OUT = Path("nnspec-out") / "results"
+DEFAULT_REPORT = Path("nnspec-out") / "report"
+FILES_KEY = pytest.StashKey[dict]()  # {"xfails": [PatternFile], "skips": [PatternFile]}
 CHECK_KEY = pytest.StashKey[Check]()
 ADAPTERS_KEY = pytest.StashKey[list]()  # [(spec, adapter, unavailable reason or None)]
 
@@ -51,6 +55,39 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="DIR",
         help=f"folder for this run's results (default: {DEFAULT_OUT}/<timestamp>)",
     )
+    group.addoption("--stems", metavar="A,B", help="run only these components, e.g. lstm,gru")
+    group.addoption("--dtypes", metavar="A,B", help="run only these dtypes, e.g. float32,bfloat16")
+    group.addoption("--devices", metavar="A,B", help="run only adapters on these devices: cpu,cuda")
+    group.addoption("--shard", metavar="K/N", help="run the K-th of N deterministic parts")
+    group.addoption(
+        "--xfails",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="check-id globs (one per line, # comments) expected to fail: they run and are "
+        "reported as xfail",
+    )
+    group.addoption(
+        "--skips", action="append", default=[], metavar="FILE", help="check-id globs not to run"
+    )
+    group.addoption(
+        "--strict-xfails",
+        action="store_true",
+        help="an expected failure that passes fails the run (remove it from its file)",
+    )
+    group.addoption(
+        "--list-checks",
+        action="store_true",
+        help="print every check id with each adapter's coverage, run nothing",
+    )
+    group.addoption(
+        "--report-dir",
+        default=str(DEFAULT_REPORT),
+        metavar="DIR",
+        help="where the end of the run writes its report (default: %(default)s)",
+    )
+    group.addoption("--report-md", metavar="PATH", help="also write the Markdown report here")
+    group.addoption("--no-report", action="store_true", help="write results only, no report")
 
 
 def _load_adapters(config: pytest.Config) -> list[tuple[str, Any, str | None]]:
@@ -100,16 +137,35 @@ def pytest_configure(config: pytest.Config) -> None:
     profiles.load_default(config)
     try:
         config.stash[ADAPTERS_KEY] = _load_adapters(config)
-    except adapter_registry.AdapterLoadError as exc:
+        config.stash[FILES_KEY] = {
+            kind: [selection.PatternFile.read(f) for f in config.getoption(kind)]
+            for kind in ("xfails", "skips")
+        }
+        selection.parse_shard(config.getoption("shard"))
+    except (adapter_registry.AdapterLoadError, ValueError) as exc:
         raise pytest.UsageError(str(exc)) from None
+    if config.getoption("list_checks"):
+        config.option.dist, config.option.numprocesses = "no", None  # list in this process
     folder = _results_dir(config)
     config.nnspec_results_dir = folder  # type: ignore[attr-defined]
-    if not _is_worker(config) and _runs_conformance(config):
+    if not _is_worker(config) and _runs_conformance(config) and not config.option.list_checks:
         folder.mkdir(parents=True, exist_ok=True)
         config.nnspec_started = time.time()  # type: ignore[attr-defined]
         results.write_manifest(folder, _manifest(config))
+        _sigterm_as_interrupt()
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistHooks(folder), "nnspec-xdist")
+
+
+def _sigterm_as_interrupt() -> None:
+    """SIGTERM (a CI job cancelled, a machine reclaimed) ends the run like Ctrl-C: the manifest
+    is closed as interrupted and the report of what finished is still written."""
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt("SIGTERM")
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handler)
 
 
 def _runs_conformance(config: pytest.Config) -> bool:
@@ -154,11 +210,43 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     manifest["exitstatus"] = int(exitstatus)
     manifest["interrupted"] = int(exitstatus) == int(pytest.ExitCode.INTERRUPTED)
     results.write_manifest(config.nnspec_results_dir, manifest)
+    if not config.getoption("no_report"):
+        config.nnspec_report = _build_report(config)  # type: ignore[attr-defined]
+
+
+def _build_report(config: pytest.Config) -> tuple[str, str] | None:
+    """(console summary, report path) of this run, or None when it recorded nothing."""
+    from reports.__main__ import console_summary
+    from reports.load import ReportError, load_runs, load_trace
+    from reports.writer import write_report
+
+    folder = config.nnspec_results_dir
+    if not any(results.iter_records(folder)):
+        return None
+    out = Path(config.getoption("report_dir"))
+    try:
+        data = write_report(load_runs([folder]), load_trace(), out)
+    except (ReportError, OSError) as exc:
+        return f"report not written: {exc}", ""
+    md = config.getoption("report_md")
+    if md:
+        Path(md).parent.mkdir(parents=True, exist_ok=True)
+        Path(md).write_text((out / "report.md").read_text(encoding="utf-8"), encoding="utf-8")
+    return console_summary(data), str(out / "index.html")
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    if not _is_worker(config) and hasattr(config, "nnspec_started"):
-        terminalreporter.write_line(f"nnspec results: {config.nnspec_results_dir}")
+    if _is_worker(config) or not hasattr(config, "nnspec_started"):
+        return
+    terminalreporter.write_line(f"nnspec results: {config.nnspec_results_dir}")
+    for warning in _unused_pattern_lines(config):
+        terminalreporter.write_line(f"warning: {warning}", yellow=True)
+    built = getattr(config, "nnspec_report", None)
+    if built:
+        summary, path = built
+        terminalreporter.write_line(summary)
+        if path:
+            terminalreporter.write_line(f"report: {path}")
 
 
 def _manifest(config: pytest.Config) -> dict[str, Any]:
@@ -173,9 +261,17 @@ def _manifest(config: pytest.Config) -> dict[str, Any]:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "impl" not in metafunc.fixturenames:
         return
+    config = metafunc.config
+    dtypes = selection.csv(config.getoption("dtypes"))
+    devices = selection.csv(config.getoption("devices"))
     params, ids = [], []
-    for index, (_, adapter, _) in enumerate(metafunc.config.stash[ADAPTERS_KEY]):
+    for index, (_, adapter, _) in enumerate(config.stash[ADAPTERS_KEY]):
+        device = getattr(adapter, "device", "cpu").split(":")[0]
+        if devices is not None and device not in devices:
+            continue
         for dtype in adapter.dtypes:
+            if dtypes is not None and dtype not in dtypes:
+                continue
             params.append((index, dtype))
             ids.append(f"{adapter.name}-{dtype}")
     metafunc.parametrize("impl", params, ids=ids, indirect=True)
@@ -183,16 +279,73 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     adapters = config.stash[ADAPTERS_KEY]
+    files = config.stash[FILES_KEY]
+    stems = selection.csv(config.getoption("stems"))
+    shard = selection.parse_shard(config.getoption("shard"))
+    strict = config.getoption("strict_xfails")
+    keep, dropped = [], []
     for item in items:
         callspec = getattr(item, "callspec", None)
         if callspec is None or "impl" not in callspec.params:
+            keep.append(item)
             continue
         adapter = adapters[callspec.params["impl"][0]][1]
-        check_id = _fields_from_nodeid(item.nodeid)["check_id"]
-        for pattern, reason in (getattr(adapter, "xfails", {}) or {}).items():
-            if fnmatch.fnmatchcase(check_id, pattern):
-                item.add_marker(pytest.mark.xfail(reason=f"{adapter.name}: {reason}"))
-                break
+        fields = _fields_from_nodeid(item.nodeid)
+        cid = fields["check_id"]
+        if (stems is not None and fields["stem"] not in stems) or not selection.in_shard(
+            f"{adapter.name}|{cid}", shard
+        ):
+            dropped.append(item)
+            continue
+        keep.append(item)
+        skip = _first_match(files["skips"], adapter.name, cid)
+        if skip:
+            item.add_marker(pytest.mark.skip(reason=f"listed in {skip[0]}: {skip[1]}"))
+            continue
+        listed = _first_match(files["xfails"], adapter.name, cid)
+        if listed:
+            reason = f"listed in {listed[0]}: {listed[1]}"
+        else:
+            declared = [
+                why
+                for pattern, why in (getattr(adapter, "xfails", {}) or {}).items()
+                if fnmatch.fnmatchcase(cid, pattern)
+            ]
+            reason = f"declared by {adapter.name}: {declared[0]}" if declared else None
+        if reason:
+            item.add_marker(pytest.mark.xfail(reason=reason, strict=strict))
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+
+
+def _first_match(files: list, adapter: str, cid: str) -> tuple[str, str] | None:
+    for f in files:
+        reason = f.match(adapter, cid)
+        if reason:
+            return str(f.path), reason
+    return None
+
+
+def _unused_pattern_lines(config: pytest.Config) -> list[str]:
+    """Lines of --xfails/--skips files that matched no check. Under xdist the controller
+    collects nothing, so it re-reads the files against the check ids of the records."""
+    files = config.stash[FILES_KEY]
+    pairs = {(r["adapter"], r["check_id"]) for r in results.iter_records(config.nnspec_results_dir)}
+    out = []
+    for f in files["xfails"] + files["skips"]:
+        for adapter, cid in pairs:
+            f.match(adapter, cid)
+        out.extend(f.unused())
+    return out
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    if session.config.getoption("list_checks"):
+        from conformance import coverage
+
+        session.config.get_terminal_writer().line(coverage.listing(session.items, session.config))
+        pytest.exit("listed the checks", returncode=0)
 
 
 @pytest.fixture
@@ -214,6 +367,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
     outcome = yield
     report = outcome.get_result()
     check = item.stash.get(CHECK_KEY, None)
+    callspec = getattr(item, "callspec", None)
+    if check is None and callspec is not None and "impl" in callspec.params:
+        # Skipped before the impl fixture ran (a --skips line): still one row.
+        index, dtype = callspec.params["impl"]
+        check = Check(item.config.stash[ADAPTERS_KEY][index][1], dtype)
     if check is None:
         return
     if report.when == "call" or (report.when == "setup" and not report.passed):
@@ -229,7 +387,10 @@ def _status(report: Any, call: pytest.CallInfo) -> tuple[str, str | None]:
     if hasattr(report, "wasxfail"):
         if report.skipped:
             return "xfail", report.wasxfail or "xfail"
-        return "pass", f"passes now, although declared a known deviation: {report.wasxfail}"
+        where = report.wasxfail.split(":", 1)[0].removeprefix("listed in ").strip()
+        if report.wasxfail.startswith("listed in "):
+            return "pass", f"passes now: remove it from {where} ({report.wasxfail})"
+        return "pass", f"passes now: remove it from the adapter's xfails ({report.wasxfail})"
     if report.passed:
         return "pass", None
     if isinstance(exc, CallTimeout):
@@ -239,6 +400,8 @@ def _status(report: Any, call: pytest.CallInfo) -> tuple[str, str | None]:
     if report.skipped:
         return "skip", getattr(exc, "msg", None) or str(report.longrepr[-1])
     leaves = _leaves(exc)
+    if not leaves:  # failed without an exception: an expected failure that passed, strictly
+        return "fail", f"passes now, but listed as an expected failure: {report.longrepr}"
     failed = [e for e in leaves if isinstance(e, CheckFailed)]
     if failed and len(failed) == len(leaves):
         return "fail", _message(failed[0])
@@ -274,7 +437,7 @@ def _fields_from_nodeid(nodeid: str) -> dict[str, Any]:
     stem = Path(path).stem.removeprefix("test_")
     prop = func.removeprefix("test_")
     return {
-        "check_id": f"{stem}/{prop}/{dtype}",
+        "check_id": selection.check_id(stem, prop, dtype),
         "adapter": adapter,
         "stem": stem,
         "property": prop,

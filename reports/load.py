@@ -44,8 +44,13 @@ class Run:
 
     @property
     def complete(self) -> bool:
-        # The runner rewrites the manifest with "finished" only when it ends normally.
-        return self.manifest is not None and self.manifest.get("finished") is not None
+        # The runner rewrites the manifest with "finished" when the session ends, and marks an
+        # interrupted one (Ctrl-C, SIGTERM): either way, not every check ran.
+        return (
+            self.manifest is not None
+            and self.manifest.get("finished") is not None
+            and not self.manifest.get("interrupted", False)
+        )
 
 
 def _major(schema: object, family: str) -> str | None:

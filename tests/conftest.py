@@ -46,9 +46,12 @@ def run_suite(
         "no:cacheprovider",
         "--results-dir",
         str(folder),
+        *([] if "--report-dir" in args else ["--no-report"]),
         *args,
     ]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    if "--results-dir" in args:  # the caller's folder wins, as it does for pytest
+        folder = Path(args[len(args) - 1 - args[::-1].index("--results-dir") + 1])
     return SuiteRun(proc, folder)
 
 

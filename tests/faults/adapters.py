@@ -77,3 +77,14 @@ class Hangs(NumpyReference):
         import time
 
         time.sleep(60)
+
+
+class Crashes(NumpyReference):
+    """Kills its process inside softmax, as a segfault in a native kernel would."""
+
+    name = "fault-crash"
+
+    def softmax(self, x, axis=-1):
+        import os
+
+        os._exit(139)
