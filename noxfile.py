@@ -28,10 +28,18 @@ def workers(posargs: list[str]) -> list[str]:
     return [] if chosen or "--list-checks" in posargs else ["-n", "auto"]
 
 
+def install_extra(session: nox.Session) -> None:
+    """NNSPEC_INSTALL="-e ../mylib other==1.2": what a third-party adapter needs in the venv."""
+    extra = os.environ.get("NNSPEC_INSTALL", "").split()
+    if extra:
+        session.install(*extra)
+
+
 @nox.session(python=PYTHON)
 def conformance(session: nox.Session) -> None:
     """Run the conformance suite against the built-in adapters (or --adapter SPEC ...)."""
     install(session, "core", "adapters")
+    install_extra(session)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     results = OUT / "results" / f"{stamp}-{os.getpid()}"
     args = list(session.posargs)
@@ -49,6 +57,33 @@ def conformance(session: nox.Session) -> None:
         "--report-dir",
         str(OUT / "report"),
     )  # the end of the run prints the summary table and writes the report, pass or fail
+
+
+@nox.session(python=PYTHON)
+def soak(session: nox.Session) -> None:
+    """Zero false positives: the thorough profile for N seeds (NNSPEC_SOAK_SEEDS, default 10)
+    on every built-in adapter; fails if any check fails or errors in any seed."""
+    install(session, "core", "adapters")
+    seeds = int(os.environ.get("NNSPEC_SOAK_SEEDS", "10"))
+    root = OUT / "soak" / dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    for seed in range(seeds):
+        session.run(
+            "python",
+            "-m",
+            "pytest",
+            "conformance",
+            "--hypothesis-profile=thorough",
+            f"--hypothesis-seed={seed}",
+            "--results-dir",
+            str(root / f"seed-{seed}"),
+            "--no-report",
+            "--timeout=1800",
+            "--timeout-method=thread",
+            *workers(session.posargs),
+            *session.posargs,
+            success_codes=[0, 1],  # judged below, over every seed together
+        )
+    session.run("python", "-m", "reports", str(root), "--out", str(root / "report"), "--strict")
 
 
 @nox.session(python=PYTHON)

@@ -17,7 +17,7 @@ F = "tests/faults/adapters.py"
         ("no_such_pkg.sub:X", "no module named 'no_such_pkg'"),
         ("tests/faults/import_fails.py:X", "importing tests/faults/import_fails.py failed"),
         (f"{F}:NotAnAdapter", "is not an nnspec adapter"),
-        ("just-a-name", "expected 'path/to/file.py:Attr'"),
+        ("just-a-name", "not a built-in or installed adapter name"),
     ],
 )
 def test_bad_spec_is_one_line_error(spec, expected):

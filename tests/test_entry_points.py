@@ -52,3 +52,30 @@ def test_entry_point_adapter_is_discovered(tmp_path):
     manifest = results.read_manifest(folder)
     assert "nnspec_ep_demo:Demo" in [a["spec"] for a in manifest["adapters"]]
     assert "--adapter nnspec_ep_demo:Demo" in rows[0]["repro"]
+
+    # An installed adapter is also selectable by its entry-point name alone.
+    by_name = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "conformance/test_softmax.py",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--results-dir",
+            str(tmp_path / "by-name"),
+            "-k",
+            "test_values",
+            "--adapter",
+            "demo",
+            "--no-report",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    named = list(results.iter_records(tmp_path / "by-name"))
+    assert named and {r["adapter"] for r in named} == {"ep-demo"}, by_name.stdout[-2000:]

@@ -49,3 +49,15 @@ def test_non_finite_numbers_are_stored_as_null():
 def test_manifest_round_trip(tmp_path):
     results.write_manifest(tmp_path, {"run_id": "r1"})
     assert results.read_manifest(tmp_path) == {"run_id": "r1", "schema": results.MANIFEST_SCHEMA}
+
+
+def test_published_json_schemas_match_the_writer():
+    from tests.conftest import ROOT
+
+    folder = ROOT / "docs" / "schema"
+    record = json.loads((folder / "nnspec.results-1.schema.json").read_text())
+    assert record["$id"] == results.RECORD_SCHEMA
+    assert list(record["properties"]) == list(results.RECORD_KEYS)
+    assert record["properties"]["status"]["enum"] == list(results.STATUSES)
+    manifest = json.loads((folder / "nnspec.manifest-1.schema.json").read_text())
+    assert manifest["$id"] == results.MANIFEST_SCHEMA

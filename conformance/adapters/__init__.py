@@ -95,10 +95,25 @@ def _one_line(exc: BaseException) -> str:
 
 
 def load(spec: str) -> Adapter:
-    """An adapter from 'path.py:Attr', 'module.sub:Attr' or a built-in name."""
+    """An adapter from 'path.py:Attr', 'module.sub:Attr', a built-in name, or the name of an
+    entry point in the nnspec.adapters group (an installed adapter package)."""
     if spec in BUILTINS:
         spec = BUILTINS[spec]
+    elif ":" not in spec:
+        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP, name=spec):
+            spec = ep.value
+            break
+        else:
+            known = ", ".join([*BUILTINS, *_entry_point_names()])
+            raise AdapterLoadError(
+                f"--adapter {spec!r}: not a built-in or installed adapter name ({known}); "
+                "or give 'path/to/file.py:Attr' or 'package.module:Attr'"
+            )
     return _instantiate(spec, _import_target(spec))
+
+
+def _entry_point_names() -> list[str]:
+    return sorted(ep.name for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
 
 
 def entry_point_adapters() -> list[tuple[str, Adapter]]:
