@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -56,3 +57,26 @@ def test_sigterm_closes_the_run_as_interrupted_with_a_report(tmp_path):
     assert manifest["interrupted"] is True
     assert (report / "index.html").exists()
     assert "INCOMPLETE" in out.decode()
+
+
+def test_same_command_same_records(suite, tmp_path):
+    args = (
+        "--adapter",
+        "tests/mutants/attention.py:ScaleOneOverD",
+        "--stems",
+        "attention",
+        "-k",
+        "values or permutation",
+    )
+    first = suite(*args, "--results-dir", str(tmp_path / "a"))
+    second = suite(*args, "--results-dir", str(tmp_path / "b"))
+
+    def key(run):
+        drop = {"duration_s", "worker"}
+        return sorted(
+            json.dumps({k: v for k, v in r.items() if k not in drop}, sort_keys=True)
+            for r in run.records
+        )
+
+    assert first.records and key(first) == key(second)
+    assert any(r["status"] == "fail" for r in first.records)
