@@ -33,7 +33,11 @@ class SuiteRun:
 
 
 def run_suite(
-    folder: Path, *args: str, target: str = "conformance", timeout: float = 900
+    folder: Path,
+    *args: str,
+    target: str = "conformance",
+    timeout: float = 900,
+    env: dict[str, str] | None = None,
 ) -> SuiteRun:
     """`python -m pytest conformance ...` from the repository root, as a user would run it."""
     cmd = [
@@ -49,7 +53,7 @@ def run_suite(
         *([] if "--report-dir" in args else ["--no-report"]),
         *args,
     ]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)
     if "--results-dir" in args:  # the caller's folder wins, as it does for pytest
         folder = Path(args[len(args) - 1 - args[::-1].index("--results-dir") + 1])
     return SuiteRun(proc, folder)
