@@ -1,4 +1,5 @@
-"""python -m reports RESULTS_DIR [RESULTS_DIR ...] --out DIR"""
+"""python -m reports RESULTS_DIR [RESULTS_DIR ...] --out DIR
+python -m reports compare OLD NEW [--factor F] [--out DIR] [--strict]   (reports.compare_cli)"""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 from tabulate import tabulate
 
 from reports.load import ReportError, load_runs, load_trace
+from reports.safe_text import shown, visible
 from reports.summarize import STATUS_TITLES, fmt_margin
 from reports.writer import write_report
 
@@ -18,7 +20,12 @@ def console_summary(data: dict[str, Any]) -> str:
     """The short text shown after a run: component x adapter counts, then the runs."""
     headers = ["component", "adapter", *STATUS_TITLES.values(), "worst margin"]
     rows = [
-        [r["stem"], r["adapter"], *(r[s] for s in STATUS_TITLES), fmt_margin(r["worst_margin"])]
+        [
+            shown(r["stem"]),
+            shown(r["adapter"]),
+            *(r[s] for s in STATUS_TITLES),
+            fmt_margin(r["worst_margin"]),
+        ]
         for r in data["summary"]
     ]
     lines = [tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True), ""]
@@ -29,7 +36,7 @@ def console_summary(data: dict[str, Any]) -> str:
             if run["malformed_lines"]
             else ""
         )
-        lines.append(f"run {run['run']}: {state}, {run['records']} records{bad}")
+        lines.append(f"run {shown(run['run'])}: {state}, {run['records']} records{bad}")
     return "\n".join(lines)
 
 
@@ -37,7 +44,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m reports",
         description="Merge nnspec results folders (from any number of runs and machines) into "
-        "one report: report.md, index.html, summary.json and figures/.",
+        "one report: report.md, index.html, summary.json and figures/. "
+        "To compare two sets of results: python -m reports compare OLD NEW (see its --help).",
     )
     parser.add_argument(
         "folders",
@@ -62,15 +70,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["compare"]:  # a results folder named "compare" can be given as ./compare
+        from reports.compare_cli import main as compare_main
+
+        return compare_main(argv[1:])
     args = parse_args(argv)
     try:
         runs = load_runs(args.folders)
         data = write_report(runs, load_trace(), args.out)
     except ReportError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {visible(str(exc))}", file=sys.stderr)
         return 2
     except OSError as exc:  # e.g. --out not writable: one line, not a traceback
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {visible(str(exc))}", file=sys.stderr)
         return 1
     print(console_summary(data))
     print(f"report: {args.out / 'index.html'}")

@@ -13,8 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from conformance.results import STATUSES
+from reports.safe_text import visible
 from reports.summarize import STATUS_TITLES, dtype_sort_key, key, margin_of
 
+# Adapter names and dtypes drawn as text are cut here: a long one would collapse the layout.
+LABEL_LIMIT = 40
 # Exact agreement gives margin 0, which has no logarithm: such margins are drawn at this floor.
 MARGIN_FLOOR = 1e-6
 STATUS_COLOURS = {
@@ -25,6 +28,14 @@ STATUS_COLOURS = {
     "not_covered": "#d5d8dc",
     "xfail": "#e67e22",
 }
+
+
+def text_label(text: str) -> str:
+    """Record text as a matplotlib label: short, control characters visible, and "$" escaped
+    so that it is never parsed as mathtext (which fails on malformed input)."""
+    if len(text) > LABEL_LIMIT:
+        text = text[: LABEL_LIMIT - 3] + "..."
+    return visible(text).replace("$", r"\$")
 
 
 def _save(fig: Any, path: Path) -> Path:
@@ -60,7 +71,9 @@ def margins_by_dtype(records: Sequence[dict[str, Any]], path: Path) -> Path:
         over = sum(v > 0 for v in logs[dtype])
         ax.hist(logs[dtype], bins=bins, color="#3b6ea5")
         ax.axvline(0.0, color="#c0392b", linestyle="--", linewidth=1.2)
-        ax.set_title(f"{dtype}: {len(logs[dtype])} checks, {over} above margin 1", fontsize=9)
+        ax.set_title(
+            f"{text_label(dtype)}: {len(logs[dtype])} checks, {over} above margin 1", fontsize=9
+        )
         ax.set_ylabel("checks")
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     floor = f"margins < {MARGIN_FLOOR:g} (incl. 0) drawn at {math.log10(MARGIN_FLOOR):g}"
@@ -79,12 +92,15 @@ def status_by_adapter(records: Sequence[dict[str, Any]], path: Path) -> Path:
     fig = Figure(figsize=(7, 1.2 + 0.5 * len(adapters)), layout="constrained")
     ax = fig.subplots()
     left = [0] * len(adapters)
+    positions = list(range(len(adapters)))
     for status in STATUSES:
         widths = [counts[a][status] for a in adapters]
+        # Numeric positions, not the names: two long names cut to the same label stay two bars.
         ax.barh(
-            adapters, widths, left=left, color=STATUS_COLOURS[status], label=STATUS_TITLES[status]
+            positions, widths, left=left, color=STATUS_COLOURS[status], label=STATUS_TITLES[status]
         )
         left = [x + w for x, w in zip(left, widths, strict=True)]
+    ax.set_yticks(positions, [text_label(a) for a in adapters])
     ax.set_xlabel("checks")
     ax.invert_yaxis()
     ax.legend(fontsize=8, ncols=len(STATUSES), loc="lower center", bbox_to_anchor=(0.5, 1.0))

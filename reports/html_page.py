@@ -2,6 +2,7 @@
 
 Every piece of text that comes from records, manifests or the trace table goes through esc();
 only markup built here is wrapped in Markup, so an untrusted string can never become a tag.
+esc() also makes control characters visible and cuts very long strings (reports.safe_text).
 (Named html_page, not html, so that it can never shadow the standard library's html module.)
 """
 
@@ -13,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from reports.safe_text import shown
 from reports.summarize import MISSING, STATUS_TITLES, flatten, fmt_counts, fmt_margin
 
 
@@ -23,7 +25,7 @@ class Markup(str):
 def esc(value: Any) -> Markup:
     if isinstance(value, Markup):
         return value
-    return Markup(html.escape(MISSING if value is None else str(value), quote=True))
+    return Markup(html.escape(shown(MISSING if value is None else str(value)), quote=True))
 
 
 def tag(name: str, content: Any = "", cls: str | None = None) -> Markup:
@@ -189,6 +191,50 @@ def reasons(data: Mapping[str, Any]) -> Markup:
     )
 
 
+def robustness(data: Mapping[str, Any]) -> Markup:
+    rob = data["robustness"]
+    parts: list[Any] = [tag("h3", "Errors by cause")]
+    if rob["error_causes"]:
+        rows = [
+            [c["cause"], td(str(c["count"]), "error"), ", ".join(c["adapters"]), c["example"]]
+            for c in rob["error_causes"]
+        ]
+        parts.append(table(["cause", "errors", "adapters", "example message"], rows, "failures"))
+    else:
+        parts.append(tag("p", "No error rows."))
+    parts.append(tag("h3", "Incomplete runs"))
+    if rob["incomplete_runs"]:
+        rows = [
+            [td(r["run"], "incomplete"), r["reason"], str(r["records"]), r["folder"]]
+            for r in rob["incomplete_runs"]
+        ]
+        parts.append(table(["run", "reason", "records", "folder"], rows))
+    else:
+        parts.append(tag("p", "None: every run finished."))
+    zoo = rob["mutant_zoo"]
+    if zoo is not None:
+        rows = [
+            [
+                m["adapter"],
+                td("caught") if m["caught"] else td("escaped", "fail"),
+                ", ".join(m["checks"]) or MISSING,
+                "; ".join(m["diagnoses"]) or MISSING,
+                count_td("error", m["errors"]),
+            ]
+            for m in zoo["mutants"]
+        ]
+        parts += [
+            tag("h3", "Mutant zoo"),
+            tag(
+                "p",
+                f"Kill rate: {zoo['caught']} of {zoo['total']} mutants caught "
+                f"({zoo['kill_rate']:.0%}).",
+            ),
+            table(["mutant", "result", "failed checks", "diagnoses", "errors"], rows, "failures"),
+        ]
+    return section("robustness", "Robustness", *parts)
+
+
 def trace(data: Mapping[str, Any]) -> Markup:
     def result_td(result: Mapping[str, Any]) -> Cell:
         counts = result["counts"]
@@ -248,26 +294,34 @@ def render(data: Mapping[str, Any], figure_paths: Mapping[str, Path]) -> str:
         + ", ".join(f"{STATUS_TITLES[s]} {totals[s]}" for s in STATUS_TITLES)
         + f"; malformed lines skipped: {totals['malformed_lines']}."
     )
-    sections = [runs_overview(data), summary(data), failures(data), matrix(data), reasons(data)]
+    sections = [runs_overview(data), summary(data), failures(data), robustness(data)]
+    sections += [matrix(data), reasons(data)]
     if "trace" in data:
         sections.append(trace(data))
     sections += [figures(figure_paths), runs_metadata(data)]
-    nav = "".join(
-        f'<a href="#{a}">{t}</a>'
-        for a, t in (
-            ("runs", "runs"),
-            ("summary", "summary"),
-            ("failures", "failures"),
-            ("matrix", "matrix"),
-            ("reasons", "reasons"),
-            *((("trace", "traceability"),) if "trace" in data else ()),
-            ("figures", "figures"),
-            ("metadata", "run metadata"),
-        )
-    )
+    nav = [
+        ("runs", "runs"),
+        ("summary", "summary"),
+        ("failures", "failures"),
+        ("robustness", "robustness"),
+        ("matrix", "matrix"),
+        ("reasons", "reasons"),
+        *((("trace", "traceability"),) if "trace" in data else ()),
+        ("figures", "figures"),
+        ("metadata", "run metadata"),
+    ]
+    return page("nnspec conformance report", nav, overview, sections)
+
+
+def page(
+    title: str, nav: Sequence[tuple[str, str]], overview: str, sections: Sequence[Markup]
+) -> str:
+    """A whole self-contained document (inline CSS, no scripts, no external references);
+    nav is (section anchor, link text) pairs, both fixed by the caller."""
+    links = "".join(f'<a href="#{html.escape(a)}">{esc(t)}</a>' for a, t in nav)
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        "<title>nnspec conformance report</title>\n"
-        f"<style>{CSS}</style>\n</head>\n<body>\n<h1>nnspec conformance report</h1>\n"
-        f"<nav>{nav}</nav>\n{tag('p', overview)}\n{''.join(sections)}</body>\n</html>\n"
+        f"<title>{esc(title)}</title>\n"
+        f"<style>{CSS}</style>\n</head>\n<body>\n{tag('h1', title)}\n"
+        f"<nav>{links}</nav>\n{tag('p', overview)}\n{''.join(sections)}</body>\n</html>\n"
     )

@@ -19,6 +19,7 @@ from conformance.results import (
     iter_records,
     read_manifest,
 )
+from reports.safe_text import visible
 
 Warn = Callable[[str], None]
 
@@ -31,7 +32,8 @@ class ReportError(Exception):
 
 
 def stderr_warn(message: str) -> None:
-    print(message, file=sys.stderr)
+    # Warnings quote run labels and paths, which come from manifests and the filesystem.
+    print(visible(message), file=sys.stderr)
 
 
 @dataclass

@@ -9,13 +9,15 @@ from typing import Any
 
 from tabulate import tabulate
 
+from reports.safe_text import shown
 from reports.summarize import MISSING, STATUS_TITLES, flatten, fmt_counts, fmt_margin
 
 
 def cell(value: Any) -> str:
     """Record text made safe for a table cell: a '|' or newline would break the row, and raw
-    HTML would be rendered (or swallowed) by Markdown viewers."""
-    text = MISSING if value is None else str(value)
+    HTML would be rendered (or swallowed) by Markdown viewers. Control characters are made
+    visible before the whitespace is collapsed, which would otherwise eat some of them."""
+    text = shown(MISSING if value is None else str(value))
     text = html.escape(" ".join(text.split()), quote=False)
     return text.replace("|", "\\|")
 
@@ -24,7 +26,7 @@ def code(value: Any) -> str:
     """A code span whose fence is longer than any backtick run inside it."""
     if value is None:
         return MISSING
-    text = " ".join(str(value).split()).replace("|", "\\|")
+    text = " ".join(shown(str(value)).split()).replace("|", "\\|")
     fence = "`" * (max((len(m) for m in re.findall(r"`+", text)), default=0) + 1)
     return f"{fence} {text} {fence}"
 
@@ -156,6 +158,50 @@ def reasons_section(data: dict[str, Any]) -> list[str]:
     return [*out, table(["status", "reason", "checks", "adapters", "components"], rows), ""]
 
 
+def robustness_section(data: dict[str, Any]) -> list[str]:
+    rob = data["robustness"]
+    out = ["## Robustness", "", "### Errors by cause", ""]
+    if rob["error_causes"]:
+        rows = [
+            [cell(c["cause"]), str(c["count"]), cell(", ".join(c["adapters"])), cell(c["example"])]
+            for c in rob["error_causes"]
+        ]
+        out += [table(["cause", "errors", "adapters", "example message"], rows), ""]
+    else:
+        out += ["No error rows.", ""]
+    out += ["### Incomplete runs", ""]
+    if rob["incomplete_runs"]:
+        rows = [
+            [cell(r["run"]), cell(r["reason"]), str(r["records"]), cell(r["folder"])]
+            for r in rob["incomplete_runs"]
+        ]
+        out += [table(["run", "reason", "records", "folder"], rows), ""]
+    else:
+        out += ["None: every run finished.", ""]
+    zoo = rob["mutant_zoo"]
+    if zoo is not None:
+        rows = [
+            [
+                cell(m["adapter"]),
+                "caught" if m["caught"] else "**escaped**",
+                cell(", ".join(m["checks"]) or MISSING),
+                cell("; ".join(m["diagnoses"]) or MISSING),
+                str(m["errors"]),
+            ]
+            for m in zoo["mutants"]
+        ]
+        out += [
+            "### Mutant zoo",
+            "",
+            f"Kill rate: {zoo['caught']} of {zoo['total']} mutants caught "
+            f"({zoo['kill_rate']:.0%}).",
+            "",
+            table(["mutant", "result", "failed checks", "diagnoses", "errors"], rows),
+            "",
+        ]
+    return out
+
+
 def trace_cell(result: dict[str, Any]) -> str:
     text = fmt_counts(result["counts"])
     if result["counts"] and result["missing"]:
@@ -191,6 +237,7 @@ def render(data: dict[str, Any], figures: Sequence[str]) -> str:
         "",
     ]
     lines += runs_overview(data) + summary_section(data) + failures_section(data)
+    lines += robustness_section(data)
     lines += matrix_section(data) + reasons_section(data)
     if "trace" in data:
         lines += trace_section(data)

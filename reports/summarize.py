@@ -14,6 +14,7 @@ from typing import Any
 
 from conformance.results import STATUSES
 from reports.load import Run
+from reports.robustness import robustness
 
 Record = dict[str, Any]
 
@@ -247,6 +248,7 @@ def summarize(runs: Sequence[Run], trace: Sequence[dict[str, Any]] | None) -> di
         "matrix": matrix_rows(records),
         "failures": failures(records),
         "reasons": reasons(records),
+        "robustness": robustness(runs),
     }
     if trace is not None:
         data["trace"] = trace_rows(trace, records)

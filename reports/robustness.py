@@ -1,0 +1,130 @@
+"""The report's robustness section, as JSON-ready data: why checks errored, which runs did not
+finish, and whether the mutant zoo (deliberately wrong adapters) was caught."""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from reports.load import Run
+
+Record = dict[str, Any]
+
+MUTANT_PREFIX = "mutant-"
+OTHER = "other"
+
+# "raised ValueError: ..." is what the plugin writes for an exception; older or foreign writers
+# give just "ValueError: ...", accepted only when the name reads like an exception type.
+_RAISED = re.compile(r"raised\s+([A-Za-z_][\w.]*)")
+_BARE_EXCEPTION = re.compile(r"([A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt|Failed))\b")
+# "timeout: ...", "TimeoutError", "Failed: Timeout >30s", "timed out", "ReadTimeout"; not
+# "runtime output".
+_TIMEOUT = re.compile(r"(?i:\btime[_-]?out|\btimed\s+out)|(?<=[a-z])Timeout")
+_SYMPTOMS = (
+    ("non-finite output", re.compile(r"non-?finite|\bnan\b|\binf\b", re.IGNORECASE)),
+    ("shape", re.compile(r"\bshapes?\b", re.IGNORECASE)),
+    ("dtype", re.compile(r"\bdtypes?\b", re.IGNORECASE)),
+)
+
+
+def error_cause(message: Any) -> str:
+    """The cause key of an error row's message. A timeout or crash is named as such even when
+    it surfaced as an exception (pytest-timeout raises Failed: Timeout), because that is what
+    one fixes; otherwise the exception type, then the symptom, else "other"."""
+    text = "" if message is None else str(message).strip()
+    if _TIMEOUT.search(text):
+        return "timeout"
+    if "crashed" in text.lower():
+        return "worker crashed"
+    raised = _RAISED.match(text) or _BARE_EXCEPTION.match(text)
+    if raised:
+        return f"raised {raised.group(1)}"
+    for cause, pattern in _SYMPTOMS:
+        if pattern.search(text):
+            return cause
+    return OTHER
+
+
+def error_causes(records: Iterable[Record]) -> list[dict[str, Any]]:
+    """Error rows grouped by cause, most frequent first, each with one example message."""
+    groups: dict[str, list[Record]] = defaultdict(list)
+    for record in records:
+        if record.get("status") == "error":
+            groups[error_cause(record.get("message"))].append(record)
+    rows = [
+        {
+            "cause": cause,
+            "count": len(group),
+            "adapters": sorted({str(r.get("adapter")) for r in group}),
+            "example": next((r["message"] for r in group if r.get("message")), None),
+        }
+        for cause, group in groups.items()
+    ]
+    rows.sort(key=lambda r: (-r["count"], r["cause"]))
+    return rows
+
+
+def incomplete_reason(run: Run) -> str:
+    manifest = run.manifest
+    if manifest is None:
+        return "no (readable) manifest"
+    if manifest.get("interrupted"):
+        return "interrupted"
+    return 'no "finished" in manifest'
+
+
+def incomplete_runs(runs: Sequence[Run]) -> list[dict[str, Any]]:
+    return [
+        {
+            "run": run.label,
+            "folder": str(run.folder),
+            "records": len(run.records),
+            "reason": incomplete_reason(run),
+        }
+        for run in runs
+        if not run.complete
+    ]
+
+
+def mutant_zoo(records: Iterable[Record]) -> dict[str, Any] | None:
+    """Per mutant adapter: caught (some check failed) or escaped, by which checks, with which
+    diagnoses; None when the results hold no mutant rows. Error rows do not count as caught:
+    a mutant is wrong, not broken, so only a failed check shows the suite noticed."""
+    by_adapter: dict[str, list[Record]] = defaultdict(list)
+    for record in records:
+        adapter = record.get("adapter")
+        if isinstance(adapter, str) and adapter.startswith(MUTANT_PREFIX):
+            by_adapter[adapter].append(record)
+    if not by_adapter:
+        return None
+    mutants = []
+    for adapter, group in sorted(by_adapter.items()):
+        fails = [r for r in group if r.get("status") == "fail"]
+        mutants.append(
+            {
+                "adapter": adapter,
+                "caught": bool(fails),
+                "checks": sorted({str(r.get("check_id")) for r in fails}),
+                "diagnoses": sorted({str(r["diagnosis"]) for r in fails if r.get("diagnosis")}),
+                "records": len(group),
+                "errors": sum(r.get("status") == "error" for r in group),
+            }
+        )
+    caught = sum(m["caught"] for m in mutants)
+    return {
+        "caught": caught,
+        "total": len(mutants),
+        "kill_rate": caught / len(mutants),
+        "mutants": mutants,
+    }
+
+
+def robustness(runs: Sequence[Run]) -> dict[str, Any]:
+    records = [r for run in runs for r in run.records]
+    return {
+        "error_causes": error_causes(records),
+        "incomplete_runs": incomplete_runs(runs),
+        "mutant_zoo": mutant_zoo(records),
+    }
