@@ -94,6 +94,31 @@ def tests(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Reference kernels vs torch float64 and onnx.reference at typical sizes: a ratio table."""
+    install(session, "core", "adapters", "bench")
+    out = OUT / "bench"
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        "benchmarks",
+        "-p",
+        "no:xdist",
+        f"--benchmark-json={out / 'bench.json'}",
+        *session.posargs,
+    )
+    session.run(
+        "python",
+        "-m",
+        "benchmarks.ratios",
+        str(out / "bench.json"),
+        "--out",
+        str(out / "ratios.md"),
+    )
+
+
+@nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
     install(session, "lint")
     session.run("ruff", "check", ".")
