@@ -148,7 +148,8 @@ def pytest_configure(config: pytest.Config) -> None:
         config.option.dist, config.option.numprocesses = "no", None  # list in this process
     folder = _results_dir(config)
     config.nnspec_results_dir = folder  # type: ignore[attr-defined]
-    if not _is_worker(config) and _runs_conformance(config) and not config.option.list_checks:
+    listing = config.option.list_checks or config.option.collectonly
+    if not _is_worker(config) and _runs_conformance(config) and not listing:
         folder.mkdir(parents=True, exist_ok=True)
         config.nnspec_started = time.time()  # type: ignore[attr-defined]
         results.write_manifest(folder, _manifest(config))
