@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from reports.safe_text import shown
-from reports.summarize import MISSING, STATUS_TITLES, flatten, fmt_counts, fmt_margin
+from reports.summarize import (
+    FAILURE_COLUMNS,
+    MISSING,
+    STATUS_TITLES,
+    flatten,
+    fmt_counts,
+    fmt_margin,
+)
 
 
 class Markup(str):
@@ -144,17 +151,7 @@ def matrix(data: Mapping[str, Any]) -> Markup:
 def failures(data: Mapping[str, Any]) -> Markup:
     if not data["failures"]:
         return section("failures", "Failures and errors", "None.")
-    headers = [
-        "status",
-        "check_id",
-        "adapter",
-        "dtype",
-        "run",
-        "margin",
-        "message",
-        "diagnosis",
-        "repro",
-    ]
+    headers = list(FAILURE_COLUMNS)
     rows = [
         [
             td(f["status"], f["status"]),

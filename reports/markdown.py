@@ -10,7 +10,14 @@ from typing import Any
 from tabulate import tabulate
 
 from reports.safe_text import shown
-from reports.summarize import MISSING, STATUS_TITLES, flatten, fmt_counts, fmt_margin
+from reports.summarize import (
+    FAILURE_COLUMNS,
+    MISSING,
+    STATUS_TITLES,
+    flatten,
+    fmt_counts,
+    fmt_margin,
+)
 
 
 def cell(value: Any) -> str:
@@ -113,17 +120,7 @@ def failures_section(data: dict[str, Any]) -> list[str]:
     out = ["## Failures and errors", ""]
     if not data["failures"]:
         return [*out, "None.", ""]
-    headers = [
-        "status",
-        "check_id",
-        "adapter",
-        "dtype",
-        "run",
-        "margin",
-        "message",
-        "diagnosis",
-        "repro",
-    ]
+    headers = list(FAILURE_COLUMNS)
     rows = [
         [
             cell(f["status"]),

@@ -43,6 +43,20 @@ def dtype_sort_key(dtype: str) -> tuple[int, str]:
     return (DTYPE_ORDER.index(dtype), "") if dtype in DTYPE_ORDER else (len(DTYPE_ORDER), dtype)
 
 
+# Columns of the failures table, in the order both renderers show them.
+FAILURE_COLUMNS = (
+    "status",
+    "check_id",
+    "adapter",
+    "dtype",
+    "run",
+    "margin",
+    "message",
+    "diagnosis",
+    "repro",
+)
+
+
 def margin_of(record: Record) -> float | None:
     """The record's margin when it is a usable number; writers store non-finite as null, but
     a hand-edited or foreign file must not crash the report."""
