@@ -120,7 +120,9 @@ def perturbed(
     dtype. The perturbation measures how the problem's conditioning amplifies rounding (a
     near-cancelling weighted sum, a softmax gradient where one weight is ~1) and changes which
     way every intermediate rounds, so the spread over a few draws estimates the rounding error
-    of an honest kernel that the single unperturbed run can underestimate by luck."""
+    of an honest kernel that the single unperturbed run can underestimate by luck. Stored
+    activations (reference.common.store) are nudged by up to one ulp of d as well: a kernel may
+    round its saved statistics (a mean, a 1/std) differently from NumPy."""
     a, k = rounded_inputs(args, kwargs, dtype)
     compute = DTYPES["float32"] if dtype in LOW else DTYPES[dtype]
     ulp = float(np.finfo(compute).eps)
@@ -133,7 +135,7 @@ def perturbed(
         x = cast(x, wide)
         return (x * (1 + ulp * rng.uniform(-1, 1, x.shape).astype(wide))).astype(compute)
 
-    with storage_dtype(DTYPES[dtype]):
+    with storage_dtype(DTYPES[dtype], jitter=rng):
         ys = evaluate(fn, [nudge(x) for x in a], {n: nudge(x) for n, x in k.items()}, compute)
     return tuple(cast(y, DTYPES[dtype]) for y in ys)
 

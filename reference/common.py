@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
+import ml_dtypes
 import numpy as np
 
 
@@ -29,21 +30,34 @@ def unbroadcast(g: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 
 _STORAGE: ContextVar[np.dtype | None] = ContextVar("nnspec_storage_dtype", default=None)
+_JITTER: ContextVar[np.random.Generator | None] = ContextVar("nnspec_storage_jitter", default=None)
 
 
 def store(x: np.ndarray) -> np.ndarray:
     """An activation that a real kernel keeps in memory: saved for the backward pass, or
     carried to the next time step. Kernels keep these in the tensor's dtype even when they
     compute in float32; the honest-kernel model of conformance/tolerance.py sets that dtype
-    with storage_dtype(), and everywhere else this is the identity."""
+    with storage_dtype(), and everywhere else this is the identity. Under a jitter generator
+    (the Monte Carlo arithmetic models) the stored value is also nudged by up to one ulp: an
+    honest kernel may round its saved statistics differently."""
     dtype = _STORAGE.get()
-    return x if dtype is None else x.astype(dtype).astype(x.dtype)
+    if dtype is None:
+        return x
+    y = x.astype(dtype)
+    rng = _JITTER.get()
+    if rng is not None:
+        ulp = float(ml_dtypes.finfo(dtype).eps)
+        nudged = np.asarray(y, dtype=np.float64) * (1 + ulp * rng.uniform(-1, 1, np.shape(y)))
+        y = nudged.astype(dtype)
+    return y.astype(x.dtype)
 
 
 @contextmanager
-def storage_dtype(dtype: np.dtype) -> Iterator[None]:
+def storage_dtype(dtype: np.dtype, jitter: np.random.Generator | None = None) -> Iterator[None]:
     token = _STORAGE.set(np.dtype(dtype))
+    jitter_token = _JITTER.set(jitter)
     try:
         yield
     finally:
+        _JITTER.reset(jitter_token)
         _STORAGE.reset(token)
