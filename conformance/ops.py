@@ -5,7 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from reference import activation as ref_activation
 from reference import attention, softmax
+from reference import gru as ref_gru
+from reference import linear_attention as ref_linear_attention
+from reference import lstm as ref_lstm
+from reference import norm as ref_norm
+from reference import positional as ref_positional
+from reference import rnn as ref_rnn
+from reference import squeeze_excitation as ref_se
+from reference import transformer as ref_transformer
 
 
 @dataclass(frozen=True)
@@ -24,5 +33,94 @@ OPS: dict[str, Op] = {
         attention.sdpa,
         attention.sdpa_vjp,
         ("attention.scale", "attention.masked_rows", "attention.causal_alignment"),
+    ),
+    # attention family (reference/attention.py mha, positional.py, transformer.py,
+    # linear_attention.py)
+    "mha": Op(
+        "attention",
+        attention.mha,
+        attention.mha_vjp,
+        ("attention.scale", "attention.masked_rows", "attention.causal_alignment"),
+    ),
+    "positional": Op(
+        "positional",
+        ref_positional.positional,
+        ref_positional.positional_vjp,
+        ("positional.layout",),
+    ),
+    "encoder_layer": Op(
+        "transformer",
+        ref_transformer.encoder_layer,
+        ref_transformer.encoder_layer_vjp,
+        ("transformer.norm_first", "attention.scale"),
+    ),
+    "pre_ln_encoder_layer": Op(
+        "transformer",
+        ref_transformer.pre_ln_encoder_layer,
+        ref_transformer.pre_ln_encoder_layer_vjp,
+        ("attention.scale",),
+    ),
+    "decoder_layer": Op(
+        "transformer",
+        ref_transformer.decoder_layer,
+        ref_transformer.decoder_layer_vjp,
+        ("transformer.norm_first", "attention.scale"),
+    ),
+    "pre_ln_decoder_layer": Op(
+        "transformer",
+        ref_transformer.pre_ln_decoder_layer,
+        ref_transformer.pre_ln_decoder_layer_vjp,
+        ("attention.scale",),
+    ),
+    "linear_attention": Op(
+        "linear_attention",
+        ref_linear_attention.linear_attention,
+        ref_linear_attention.linear_attention_vjp,
+        ("linear_attention.eps",),
+    ),
+    "linear_attention_quadratic": Op(
+        "linear_attention",
+        ref_linear_attention.linear_attention_quadratic,
+        ref_linear_attention.linear_attention_quadratic_vjp,
+        ("linear_attention.eps",),
+    ),
+    "linear_attention_causal": Op(
+        "linear_attention",
+        ref_linear_attention.linear_attention_causal,
+        ref_linear_attention.linear_attention_causal_vjp,
+        ("linear_attention.eps",),
+    ),
+    # recurrent family (reference/rnn.py, lstm.py, gru.py)
+    "rnn": Op("rnn", ref_rnn.rnn, ref_rnn.rnn_vjp),
+    "rnn_loss": Op("rnn", ref_rnn.rnn_loss, ref_rnn.rnn_loss_vjp),
+    "rnn_tbptt": Op("rnn", ref_rnn.rnn_tbptt, None),
+    "clip_grad_norm": Op("rnn", ref_rnn.clip_grad_norm, None, ("clip_grad_norm.eps",)),
+    "lstm": Op("lstm", ref_lstm.lstm, ref_lstm.lstm_vjp),
+    "gru": Op("gru", ref_gru.gru, ref_gru.gru_vjp, ("gru.reset",)),
+    # normalization (reference/norm.py); running statistics are keyword state, not inputs
+    "batch_norm": Op("norm", ref_norm.batch_norm, ref_norm.batch_norm_vjp),
+    "batch_norm_train": Op(
+        "norm", ref_norm.batch_norm_train, None, ("batch_norm.running_var", "batch_norm.momentum")
+    ),
+    "batch_norm_eval": Op("norm", ref_norm.batch_norm_eval, ref_norm.batch_norm_eval_vjp),
+    "layer_norm": Op("norm", ref_norm.layer_norm, ref_norm.layer_norm_vjp),
+    "group_norm": Op("norm", ref_norm.group_norm, ref_norm.group_norm_vjp),
+    "instance_norm": Op("norm", ref_norm.instance_norm, ref_norm.instance_norm_vjp),
+    "instance_norm_train": Op(
+        "norm",
+        ref_norm.instance_norm_train,
+        None,
+        ("batch_norm.running_var", "batch_norm.momentum"),
+    ),
+    "instance_norm_eval": Op("norm", ref_norm.instance_norm_eval, ref_norm.instance_norm_eval_vjp),
+    "rms_norm": Op("norm", ref_norm.rms_norm, ref_norm.rms_norm_vjp),
+    # activations (reference/activation.py)
+    "tanh": Op("activation", ref_activation.tanh, ref_activation.tanh_vjp),
+    "sigmoid": Op("activation", ref_activation.sigmoid, ref_activation.sigmoid_vjp),
+    "gelu": Op("activation", ref_activation.gelu, ref_activation.gelu_vjp, ("activation.gelu",)),
+    "gelu_tanh": Op("activation", ref_activation.gelu_tanh, ref_activation.gelu_tanh_vjp),
+    # squeeze-and-excitation (reference/squeeze_excitation.py)
+    "squeeze_excitation": Op(
+        "squeeze_excitation", ref_se.squeeze_excitation, ref_se.squeeze_excitation_vjp
     ),
 }

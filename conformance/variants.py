@@ -36,6 +36,55 @@ VARIANTS: dict[str, Variant] = {
         ("top_left", "bottom_right"),
         "with Tq != Tk the causal diagonal starts at key 0 or ends at the last key",
     ),
+    "positional.layout": Variant(
+        "layout",
+        ("interleaved", "concatenated"),
+        "sinusoidal encodings as (sin, cos) pairs side by side (Vaswani et al.) or all sines "
+        "then all cosines (tensor2tensor, Marian)",
+    ),
+    "transformer.norm_first": Variant(
+        "norm_first",
+        (False, True),
+        "LayerNorm after each residual sum (post-LN: the notes, the original Transformer, "
+        "BERT) or on each sublayer's input (pre-LN: GPT-2, ViT)",
+    ),
+    "linear_attention.eps": Variant(
+        "eps",
+        (0.0, 1e-6),
+        "linear attention's normalizer as the formula (0) or with a small constant added "
+        "(1e-6 in the paper's fast-transformers implementation)",
+    ),
+    "gru.reset": Variant(
+        "reset",
+        ("before", "after"),
+        "GRU candidate: reset applied to h before the recurrent matmul (Cho et al. 2014, ONNX "
+        "linear_before_reset=0) or to its result (cuDNN, PyTorch, ONNX linear_before_reset=1)",
+    ),
+    "clip_grad_norm.eps": Variant(
+        "eps",
+        (0.0, 1e-6),
+        "clip by global norm: scale max_norm / ||g|| (the notes), or max_norm / (||g|| + 1e-6) "
+        "as torch.nn.utils.clip_grad_norm_",
+    ),
+    # normalization and activations (reference/norm.py, reference/activation.py)
+    "batch_norm.running_var": Variant(
+        "running_var_estimate",
+        ("unbiased", "biased"),
+        "BatchNorm's running variance takes the batch variance times n/(n-1) (PyTorch) or the "
+        "biased variance the layer normalizes with (ONNX BatchNormalization, Keras)",
+    ),
+    "batch_norm.momentum": Variant(
+        "momentum_convention",
+        ("new_weight", "old_weight"),
+        "running = (1 - m) running + m batch (PyTorch, m = 0.1) or m running + (1 - m) batch "
+        "(Keras m = 0.99, ONNX m = 0.9)",
+    ),
+    "activation.gelu": Variant(
+        "approximation",
+        ("exact", "tanh"),
+        "GELU as x Phi(x) (torch approximate='none', HF 'gelu') or its tanh approximation "
+        "(torch approximate='tanh', HF 'gelu_new', GPT-2)",
+    ),
 }
 
 

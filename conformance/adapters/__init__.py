@@ -19,6 +19,9 @@ BUILTINS: dict[str, str] = {
     "torch-cuda": "conformance.adapters.pytorch:TorchCUDA",
     "onnx-reference": "conformance.adapters.onnx_graphs:OnnxReference",
     "onnxruntime": "conformance.adapters.onnx_graphs:OnnxRuntime",
+    "hf-transformers": "conformance.adapters.hf:HFTransformers",
+    "timm": "conformance.adapters.thirdparty_se:TimmCPU",
+    "timm-cuda": "conformance.adapters.thirdparty_se:TimmCUDA",
 }
 
 

@@ -15,10 +15,12 @@ def to_torch(x: Any, device: str, requires_grad: bool = False):
     if not isinstance(x, np.ndarray):
         return x
     if x.dtype.name == "bfloat16":  # torch cannot read ml_dtypes arrays directly
-        t = torch.from_numpy(x.view(np.uint16).astype(np.int32) << 16).view(torch.float32)
+        bits = np.asarray(x.view(np.uint16).astype(np.int32) << 16)  # 0-d stays an array
+        t = torch.from_numpy(bits).view(torch.float32)
         t = t.to(torch.bfloat16)
     else:
-        t = torch.from_numpy(np.ascontiguousarray(x))
+        # ascontiguousarray makes a 0-d array 1-d: reshape back (a scalar loss's cotangent).
+        t = torch.from_numpy(np.ascontiguousarray(x)).reshape(x.shape)
     t = t.to(device)
     return t.requires_grad_(True) if requires_grad else t
 

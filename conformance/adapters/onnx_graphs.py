@@ -26,7 +26,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 from numpy.lib.array_utils import normalize_axis_index
 
+from conformance.adapters import onnx_attention, onnx_norm, onnx_recurrent
 from conformance.adapters.base import Adapter, Unsupported
+from conformance.adapters.onnx_attention import OnnxAttentionMixin
+from conformance.adapters.onnx_norm import OnnxNormMixin
+from conformance.adapters.onnx_recurrent import OnnxRecurrentMixin
 
 if TYPE_CHECKING:
     import onnx
@@ -228,7 +232,7 @@ def _dtype_name(*arrays: np.ndarray) -> str:
     return names.pop()
 
 
-class _OnnxAdapter(Adapter):
+class _OnnxAdapter(OnnxRecurrentMixin, OnnxNormMixin, OnnxAttentionMixin, Adapter):
     """Graph building, caching and the canonical-layout plumbing; subclasses only compile."""
 
     dtypes: ClassVar[tuple[str, ...]] = ("float64", "float32")
@@ -366,6 +370,8 @@ class OnnxReference(_OnnxAdapter):
     variants: ClassVar[dict[str, Any]] = {
         "attention.masked_rows": "zeros",
         "attention.causal_alignment": "top_left",
+        "gru.reset": "before",  # GRU with linear_before_reset=0 (onnx_recurrent.py)
+        **onnx_norm.VARIANTS,  # BatchNormalization's running statistics (onnx_norm.py)
     }
 
     xfails: ClassVar[dict[str, str]] = {
@@ -377,6 +383,9 @@ class OnnxReference(_OnnxAdapter):
         # kernel that accumulates in float16": NumPy evaluates the graph in the input dtype.
         "attention/*/float16": _LOW,
         "attention/*/bfloat16": _LOW,
+        **onnx_recurrent.REFERENCE_XFAILS,
+        **onnx_norm.REFERENCE_XFAILS,
+        **onnx_attention.REFERENCE_XFAILS,
     }
 
     def unavailable(self) -> str | None:
@@ -423,6 +432,8 @@ class OnnxRuntime(_OnnxAdapter):
     variants: ClassVar[dict[str, Any]] = {
         "attention.masked_rows": "zeros",
         "attention.causal_alignment": "top_left",
+        "gru.reset": "before",  # GRU with linear_before_reset=0 (onnx_recurrent.py)
+        **onnx_norm.VARIANTS,  # BatchNormalization's running statistics (onnx_norm.py)
     }
     _F64 = (
         "float64 Attention runs as its ONNX function body, which computes the scale "
@@ -435,6 +446,9 @@ class OnnxRuntime(_OnnxAdapter):
         "attention/values/float64": _F64,
         "attention/self_attention/float64": _F64,
         "attention/cross_attention/float64": _F64,
+        **onnx_recurrent.RUNTIME_XFAILS,
+        **onnx_norm.RUNTIME_XFAILS,
+        **onnx_attention.RUNTIME_XFAILS,
     }
 
     # Property tests call with tiny tensors from several worker processes: one thread per

@@ -29,4 +29,63 @@ MUTANTS: dict[str, Mutant] = {
     "attention-causal-hides-diagonal": Mutant(
         "tests/mutants/attention.py:CausalHidesDiagonal", "attention"
     ),
+    # attention family: multi-head attention (stem attention), positional, transformer,
+    # linear attention
+    "attention-mha-heads-wrong-axis": Mutant("tests/mutants/mha.py:HeadsWrongAxis", "attention"),
+    "attention-mha-key-mask-inverted": Mutant("tests/mutants/mha.py:KeyMaskInverted", "attention"),
+    "positional-sin-cos-swapped": Mutant("tests/mutants/positional.py:SinCosSwapped", "positional"),
+    "positional-frequency-wrong-index": Mutant(
+        "tests/mutants/positional.py:FrequencyWrongIndex", "positional"
+    ),
+    "transformer-ln-before-residual": Mutant(
+        "tests/mutants/transformer.py:LayerNormBeforeResidual",
+        "transformer",
+        diagnosis="matches variant transformer.norm_first=True",
+    ),
+    "linear-attention-causal-sum-twice": Mutant(
+        "tests/mutants/linear_attention.py:CausalSumTwice", "linear_attention"
+    ),
+    "linear-attention-causal-omits-current": Mutant(
+        "tests/mutants/linear_attention.py:CausalSumOmitsCurrent", "linear_attention"
+    ),
+    "linear-attention-no-normalizer": Mutant(
+        "tests/mutants/linear_attention.py:NoNormalizer", "linear_attention"
+    ),
+    # normalization, activations, squeeze-excitation
+    "norm-layer-norm-per-channel": Mutant("tests/mutants/norm.py:LayerNormPerChannel", "norm"),
+    "norm-batch-norm-per-sample": Mutant("tests/mutants/norm.py:BatchNormPerSample", "norm"),
+    "norm-eps-outside-sqrt": Mutant("tests/mutants/norm.py:EpsOutsideSqrt", "norm"),
+    "norm-running-var-biased": Mutant(
+        "tests/mutants/norm.py:RunningVarBiased",
+        "norm",
+        diagnosis="matches variant batch_norm.running_var=biased",
+    ),
+    "norm-momentum-old-weight": Mutant(
+        "tests/mutants/norm.py:MomentumOldWeight",
+        "norm",
+        diagnosis="matches variant batch_norm.momentum=old_weight",
+    ),
+    "norm-eval-uses-batch-statistics": Mutant(
+        "tests/mutants/norm.py:EvalUsesBatchStatistics", "norm"
+    ),
+    "norm-gamma-beta-swapped": Mutant("tests/mutants/norm.py:GammaBetaSwapped", "norm"),
+    "activation-gelu-tanh": Mutant(
+        "tests/mutants/activation.py:GeluTanhAsExact",
+        "activation",
+        diagnosis="matches variant activation.gelu=tanh",
+    ),
+    "se-softmax-gate": Mutant(
+        "tests/mutants/squeeze_excitation.py:SoftmaxGate", "squeeze_excitation"
+    ),
+    # recurrent family: rnn (BPTT, clipping, truncated BPTT), lstm, gru
+    "rnn-notes-bptt-jacobian": Mutant("tests/mutants/rnn.py:NotesBpttJacobian", "rnn"),
+    "rnn-clip-per-element": Mutant("tests/mutants/rnn.py:ClipPerElement", "rnn"),
+    "rnn-tbptt-no-stop-gradient": Mutant("tests/mutants/rnn.py:TbpttNoStop", "rnn"),
+    "rnn-hidden-sequence-seq-first": Mutant("tests/mutants/rnn.py:SeqFirst", "rnn"),
+    "lstm-gate-order-swapped": Mutant("tests/mutants/lstm.py:GateOrderSwapped", "lstm"),
+    "lstm-forget-on-new-cell": Mutant("tests/mutants/lstm.py:ForgetOnNewCell", "lstm"),
+    "lstm-missing-torch-bias": Mutant("tests/mutants/lstm.py:MissingBias", "lstm"),
+    "gru-reset-placement-swapped": Mutant(
+        "tests/mutants/gru.py:ResetAfter", "gru", diagnosis="matches variant gru.reset=after"
+    ),
 }
