@@ -1,0 +1,158 @@
+"""GRU: values and BPTT gradients, reverse direction, zero- and one-step sequences, and the
+update gate's copy path. The reset placement (before or after the recurrent matmul) is the
+declared variant gru.reset: an adapter is compared with the placement it declares, and a
+mismatch is diagnosed as the other one (reference/gru.py states the op and the layout)."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given
+
+from conformance import tolerance
+from conformance.ops import OPS
+from conformance.strategies import recurrent_cases
+from conformance.variants import reference_options
+
+SATURATE = 50.0  # a bias that saturates a gate: sigma(50 ± a few) is exactly 1
+
+
+def honest_models(impl, fn, op, *args, **kwargs) -> list[tuple[np.ndarray, ...]]:
+    """Every output of fn (op's forward or vjp) under each honest-kernel model, as float64
+    (impl.baseline keeps the first output only)."""
+    options = reference_options(OPS[op].variants, getattr(impl.adapter, "variants", {}) or {})
+    models = tolerance.models(fn, args, {**kwargs, **options}, impl.dtype)
+    return [tuple(np.asarray(y).astype(np.float64) for y in m) for m in models]
+
+
+def stacked(models, index) -> np.ndarray:
+    return np.stack([m[index] for m in models])
+
+
+def _args(case):
+    W, b = case.gate_weights(3)
+    return case.x(), case.state(0), W, b
+
+
+def _cotangents(case):
+    B, T, H = case.batch, case.steps, case.hidden
+    return case.cotangent(B, T, H), case.cotangent(B, H, k=1)
+
+
+# -- values and gradients ----------------------------------------------------------------------
+
+
+@given(case=recurrent_cases())
+def test_values(impl, case):
+    impl.compare("gru", *_args(case))
+
+
+@given(case=recurrent_cases())
+def test_vjp(impl, case):
+    dhs, dh_T = _cotangents(case)
+    impl.compare_vjp("gru", dhs, *_args(case), dh_T=dh_T)
+
+
+@given(case=recurrent_cases(max_steps=1, min_steps=1))
+def test_length_one(impl, case):
+    # One step: h_1 = (1 - z) * n + z * h0, gates from [h0; x_0].
+    impl.compare("gru", *_args(case))
+
+
+@given(case=recurrent_cases(max_steps=1, min_steps=1))
+def test_length_one_vjp(impl, case):
+    dhs, dh_T = _cotangents(case)
+    impl.compare_vjp("gru", dhs, *_args(case), dh_T=dh_T)
+
+
+@given(case=recurrent_cases(max_steps=0, min_steps=0))
+def test_zero_length(impl, case):
+    # T = 0: hs (B, 0, H); h_T is the initial state (zeros when h0 is None).
+    impl.compare("gru", *_args(case))
+
+
+@given(case=recurrent_cases())
+def test_reverse_values(impl, case):
+    impl.compare("gru", *_args(case), reverse=True)
+
+
+@given(case=recurrent_cases())
+def test_reverse_vjp(impl, case):
+    dhs, dh_T = _cotangents(case)
+    impl.compare_vjp("gru", dhs, *_args(case), reverse=True, dh_T=dh_T)
+
+
+@given(case=recurrent_cases())
+def test_reverse_direction(impl, case):
+    # gru(x, reverse=True) = flip(gru(flip(x))) on hs, and the same final state.
+    x, h0, W, b = impl.inputs(*_args(case))
+    flip = x[:, ::-1].copy()  # fresh strides: torch.from_numpy refuses negative ones
+    rev = impl.run("gru", x, h0, W, b, reverse=True)
+    fwd = impl.run("gru", flip, h0, W, b)
+    m_r = honest_models(impl, OPS["gru"].forward, "gru", x, h0, W, b, reverse=True)
+    m_f = honest_models(impl, OPS["gru"].forward, "gru", flip, h0, W, b)
+    impl.relation(
+        "reverse hs vs flipped forward hs",
+        rev[0],
+        fwd[0][:, ::-1],
+        stacked(m_r, 0),
+        stacked(m_f, 0)[:, :, ::-1],
+    )
+    impl.relation("reverse h_T vs forward h_T", rev[1], fwd[1], stacked(m_r, 1), stacked(m_f, 1))
+
+
+@given(case=recurrent_cases())
+def test_final_state_is_last_output(impl, case):
+    # h_T is the state after the last step read: hs[:, -1] (hs[:, 0] in reverse).
+    args = _args(case)
+    for reverse, last in ((False, -1), (True, 0)):
+        hs, h_T = impl.run("gru", *args, reverse=reverse)
+        models = honest_models(impl, OPS["gru"].forward, "gru", *args, reverse=reverse)
+        impl.relation(
+            f"h_T vs hs[:, {last}] (reverse={reverse})",
+            h_T,
+            hs[:, last],
+            stacked(models, 1),
+            stacked(models, 0)[:, :, last],
+        )
+
+
+# -- the update gate's copy path -----------------------------------------------------------------
+
+
+def _copying(case):
+    """The case's inputs with the update-gate bias b_z saturated: z = 1 (blocks r, z, n)."""
+    x, h0, W, b = _args(case)
+    H = case.hidden
+    b = b.copy()
+    b[H : 2 * H] = SATURATE
+    return x, h0, W, b
+
+
+@given(case=recurrent_cases(initial=True))
+def test_update_gate_copies_state(impl, case):
+    # z = 1: h_t = (1 - z) * n + z * h_{t-1} = h_{t-1}: every step copies the state before it
+    # (the GRU's counterpart of the LSTM's f = 1, i = 0), whatever the reset placement. Checked
+    # step by step: a kernel may round once per step (torch computes (h - n) * z + n, which with
+    # z = 1 is h up to one rounding), but no step may change the state beyond that.
+    x, h0, W, b = impl.inputs(*_copying(case))
+    hs, h_T = impl.run("gru", x, h0, W, b)
+    models = honest_models(impl, OPS["gru"].forward, "gru", x, h0, W, b)
+    m_hs = stacked(models, 0)
+    before = np.concatenate([h0[:, None], hs[:, :-1]], axis=1)  # h_{t-1} for every t
+    first = np.broadcast_to(h0[None, :, None], (len(m_hs), h0.shape[0], 1, h0.shape[1]))
+    m_before = np.concatenate([first, m_hs[:, :, :-1]], axis=2)
+    impl.relation("h_t vs h_{t-1} with z = 1", hs, before, m_hs, m_before)
+    impl.relation("h_T vs hs[:, -1]", h_T, hs[:, -1], stacked(models, 1), m_hs[:, :, -1])
+
+
+@given(case=recurrent_cases(initial=True))
+def test_update_gate_gradient_flow(impl, case):
+    # z = 1: dh_{t-1} = dh_t * z = dh_t, the other paths carry (1 - z) = 0 or z (1 - z) = 0:
+    # the cotangent of h_T reaches h0 unchanged (dhs = 0).
+    B, T, H = case.batch, case.steps, case.hidden
+    x, h0, W, b = impl.inputs(*_copying(case))
+    (dh_T,) = impl.inputs(case.cotangent(B, H, k=1))
+    dhs = np.zeros((B, T, H))
+    grads = impl.run_vjp("gru", dhs, x, h0, W, b, dh_T=dh_T)
+    models = honest_models(impl, OPS["gru"].vjp, "gru", dhs, x, h0, W, b, dh_T=dh_T)
+    impl.relation("dh0 vs dh_T with z = 1", grads[1], dh_T, stacked(models, 1), dh_T)

@@ -1,0 +1,158 @@
+"""GRU: forward and hand-written backprop through time, with both published reset placements.
+
+nnspec's canonical layout (in the LSTM's style: one W on the concatenation [h_{t-1}; x_t], one
+bias): W (3H, H + D) with row blocks r, z, n (reset, update, candidate), b (3H,). Writing
+W_k = [W_kh  W_kx] for block k (W_kh (H, H) acts on h, W_kx (H, D) on x):
+
+    r   = sigma(W_r [h_{t-1}; x_t] + b_r)
+    z   = sigma(W_z [h_{t-1}; x_t] + b_z)
+    n   = tanh(W_nh (r * h_{t-1}) + W_nx x_t + b_n)       reset="before" (Cho et al. 2014;
+                                                           ONNX linear_before_reset=0)
+    n   = tanh(W_nx x_t + b_n + r * (W_nh h_{t-1}))        reset="after" (cuDNN, PyTorch;
+                                                           ONNX linear_before_reset=1)
+    h_t = (1 - z) * n + z * h_{t-1}
+
+"before" is canonical (values[0] of the variant gru.reset); the two are variants of each other
+and agree exactly when W_nh is diagonal (spec/gru.py). With one bias, b_n sits outside the
+reset in both placements (PyTorch's b_hn, inside the reset, is then 0).
+
+Op signatures (what an adapter implements):
+
+    gru(x, h0, W, b, reverse=False, reset="before") -> (hs, h_T)
+        x (B, T, D) batch-first; h0 (B, H) or None for zeros; hs (B, T, H); h_T (B, H)
+    gru_vjp(dhs, x, h0, W, b, reverse=False, reset="before", dh_T=None) -> (dx, dh0, dW, db)
+        dh0 only when h0 is given; dh_T (keyword, None = 0) is the cotangent of h_T.
+
+`reset` is a declared variant (conformance/variants.py: gru.reset), so adapters do not receive
+it: they declare which placement they compute. Zero-length sequences: hs (B, 0, H) and h_T is
+the initial state. Bad input raises one ValueError naming the shapes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from reference.common import T, mm, store
+from reference.lstm import sigmoid
+from reference.rnn import check_finite, shapes_text, steps
+
+GATES = ("r", "z", "n")  # row blocks of W and b, in this order
+RESETS = ("before", "after")
+
+
+def _shapes(x, h0, W, b, reset) -> tuple[int, int, int, int]:
+    if reset not in RESETS:
+        raise ValueError(f"gru: reset {reset!r} is not one of {RESETS}")
+    x, W, b = (np.asarray(a) for a in (x, W, b))
+    ok = x.ndim == 3 and W.ndim == 2 and b.ndim == 1 and W.shape[0] % 3 == 0
+    if ok:
+        B, t_len, D = x.shape
+        H = W.shape[0] // 3
+        ok = H > 0 and W.shape == (3 * H, H + D) and b.shape == (3 * H,)
+        ok = ok and (h0 is None or np.shape(h0) == (B, H))
+    if not ok:
+        raise ValueError(
+            "gru: expected x (B, T, D), h0 (B, H) or None, W (3H, H + D) on [h; x], b (3H,); "
+            "got " + shapes_text(x=x, h0=h0, W=W, b=b)
+        )
+    check_finite("gru", x=x, h0=h0, W=W, b=b)
+    return B, t_len, D, H
+
+
+def _forward(x, h0, W, b, reverse, reset):
+    B, t_len, _, H = _shapes(x, h0, W, b, reset)
+    W_rz, b_rz = W[: 2 * H], b[: 2 * H]  # reset and update gates act on [h; x]
+    W_nh, W_nx, b_n = W[2 * H :, :H], W[2 * H :, H:], b[2 * H :]
+    h = np.zeros((B, H), dtype=x.dtype) if h0 is None else h0
+    hs = np.zeros((B, t_len, H), dtype=x.dtype)
+    saved = []
+    for t in steps(t_len, reverse):
+        hx = np.concatenate([h, x[:, t]], axis=1)  # [h_{t-1}; x_t] (B, H + D)
+        rz = store(sigmoid(store(mm(hx, T(W_rz)) + b_rz)))  # (B, 2H) gates, saved for backward
+        r, z = rz[:, :H], rz[:, H:]
+        if reset == "before":
+            q = None
+            a_n = store(mm(r * h, T(W_nh)) + mm(x[:, t], T(W_nx)) + b_n)
+        else:
+            q = store(mm(h, T(W_nh)))  # W_nh h_{t-1}: saved, the reset multiplies it
+            a_n = store(mm(x[:, t], T(W_nx)) + b_n + r * q)
+        n = store(np.tanh(a_n))
+        h_prev = h
+        h = store((1 - z) * n + z * h_prev)  # carried
+        hs[:, t] = h
+        saved.append((t, hx, r, z, n, q, h_prev))
+    return hs, h, saved
+
+
+def gru(
+    x: np.ndarray,
+    h0: np.ndarray | None,
+    W: np.ndarray,
+    b: np.ndarray,
+    reverse: bool = False,
+    reset: str = "before",
+) -> tuple[np.ndarray, np.ndarray]:
+    """(hs (B, T, H), h_T (B, H))."""
+    hs, h, _ = _forward(x, h0, W, b, reverse, reset)
+    return hs, h
+
+
+def gru_vjp(
+    dhs: np.ndarray,
+    x: np.ndarray,
+    h0: np.ndarray | None,
+    W: np.ndarray,
+    b: np.ndarray,
+    reverse: bool = False,
+    reset: str = "before",
+    dh_T: np.ndarray | None = None,
+) -> tuple[np.ndarray, ...]:
+    """BPTT through the cell. Per step, back from the last one read, with dh the total
+    gradient reaching h_t (row vectors):
+
+        dn = dh (1 - z),  dz = dh (h_{t-1} - n),  dh_{t-1} = dh z + (paths through the gates)
+        da_n = dn (1 - n^2)
+        before: d(r h) = da_n W_nh,  dW_nh += da_n^T (r h),  dr = d(r h) h,  dh_{t-1} += d(r h) r
+        after:  dq = da_n r (q = W_nh h),  dr = da_n q,  dW_nh += dq^T h,  dh_{t-1} += dq W_nh
+        dW_nx += da_n^T x_t,  db_n += Σ da_n,  dx_t += da_n W_nx
+        [da_r, da_z] = [dr r(1-r), dz z(1-z)]:  dW_rz += da^T [h; x],  [dh; dx] += da W_rz
+    """
+    hs, _, saved = _forward(x, h0, W, b, reverse, reset)
+    B, t_len, H = hs.shape
+    if dhs.shape != (B, t_len, H) or (dh_T is not None and dh_T.shape != (B, H)):
+        raise ValueError(
+            f"gru_vjp: expected dhs {(B, t_len, H)} and dh_T {(B, H)} or None; got "
+            + shapes_text(dhs=dhs, dh_T=dh_T)
+        )
+    W_rz = W[: 2 * H]
+    W_nh, W_nx = W[2 * H :, :H], W[2 * H :, H:]
+    dx = np.zeros_like(x)
+    dW_rz, dW_nh, dW_nx = np.zeros_like(W_rz), np.zeros_like(W_nh), np.zeros_like(W_nx)
+    db = np.zeros_like(b)
+    dh = np.zeros((B, H), dtype=x.dtype) if dh_T is None else dh_T.astype(x.dtype)
+    for t, hx, r, z, n, q, h_prev in reversed(saved):
+        dh = dh + dhs[:, t]
+        dn = dh * (1 - z)
+        dz = dh * (h_prev - n)
+        dh_prev = dh * z  # the direct path: h_t = ... + z * h_{t-1}
+        da_n = dn * (1 - n * n)
+        if reset == "before":
+            d_rh = mm(da_n, W_nh)  # (B, H): gradient of r * h_{t-1}
+            dW_nh = store(dW_nh + mm(T(da_n), r * h_prev))
+            dr = d_rh * h_prev
+            dh_prev = dh_prev + d_rh * r
+        else:
+            dq = da_n * r
+            dr = da_n * q
+            dW_nh = store(dW_nh + mm(T(dq), h_prev))
+            dh_prev = dh_prev + mm(dq, W_nh)
+        dW_nx = store(dW_nx + mm(T(da_n), x[:, t]))
+        dx[:, t] = mm(da_n, W_nx)
+        da_rz = np.concatenate([dr * r * (1 - r), dz * z * (1 - z)], axis=1)  # (B, 2H)
+        dW_rz = store(dW_rz + mm(T(da_rz), hx))  # accumulated over steps, kept in the dtype
+        db = store(db + np.concatenate([da_rz, da_n], axis=1).sum(axis=0))
+        dhx = mm(da_rz, W_rz)  # (B, H + D)
+        dh = store(dh_prev + dhx[:, :H])  # carried to the step before
+        dx[:, t] = dx[:, t] + dhx[:, H:]
+    dW = np.concatenate([dW_rz, np.concatenate([dW_nh, dW_nx], axis=1)], axis=0)
+    return (dx, dh, dW, db) if h0 is not None else (dx, dW, db)
