@@ -1,0 +1,102 @@
+"""Third-party squeeze-and-excitation blocks as adapters: timm's SEModule on CPU and on a CUDA
+device. (torchvision's SqueezeExcitation is the `torch` adapter's own squeeze_excitation, see
+conformance/adapters/torch_norm.py.)
+
+The block is built from its constructor only (no pretrained weights, nothing downloaded):
+timm.layers.SEModule(C, rd_channels=C_r) is avgpool -> fc1 (1x1 conv, bias) -> Identity (no
+norm layer) -> ReLU -> fc2 (1x1 conv, bias) -> sigmoid gate -> x * gate. nnspec's W1 (C_r, C),
+b1, W2 (C, C_r), b2 are mapped onto fc1/fc2 (weight (C_r, C, 1, 1)) through
+torch.func.functional_call, so gradients reach them through autograd
+(conformance.adapters.autograd). TIMM_OPS is the op table: another timm block is one more row.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+from typing import Any, ClassVar
+
+import numpy as np
+
+from conformance.adapters import autograd
+from conformance.adapters.base import Adapter
+from conformance.adapters.torch_norm import se_conv_params
+
+
+def _timm_se(x, w1, b1, w2, b2):
+    from timm.layers import SEModule
+    from torch.func import functional_call
+
+    module = SEModule(x.shape[1], rd_channels=w1.shape[0], bias=True)
+    module = module.to(device=x.device, dtype=x.dtype)
+    return functional_call(module, se_conv_params(w1, b1, w2, b2), (x,))
+
+
+# op -> torch function on tensors in nnspec's canonical layout
+TIMM_OPS = {"squeeze_excitation": _timm_se}
+
+
+class TimmCPU(Adapter):
+    name = "timm"
+    dtypes = ("float64", "float32", "float16", "bfloat16")
+    device = "cpu"
+    variants: ClassVar[dict[str, Any]] = {}
+
+    def unavailable(self) -> str | None:
+        for module in ("torch", "timm"):
+            if importlib.util.find_spec(module) is None:
+                return f"{module} is not installed"
+        return None
+
+    def describe(self) -> dict[str, Any]:
+        import timm
+        import torch
+
+        return {"timm": timm.__version__, "torch": torch.__version__}
+
+    def _limit_threads(self) -> None:
+        # One intra-op thread per xdist worker, as the torch adapter (see TorchCPU.THREADS).
+        import torch
+
+        if torch.get_num_threads() != 1:
+            torch.set_num_threads(1)
+
+    def _run(self, op: str, *inputs: Any, **options: Any):
+        import torch
+
+        self._limit_threads()
+        with torch.no_grad():
+            args = [autograd.to_torch(x, self.device) for x in inputs]
+            opts = {k: autograd.to_torch(v, self.device) for k, v in options.items()}
+            return autograd.to_numpy(TIMM_OPS[op](*args, **opts))
+
+    def __getattr__(self, op: str):
+        if op in TIMM_OPS:
+            return functools.partial(self._run, op)
+        raise AttributeError(op)
+
+    def vjp(self, op: str, cotangent: np.ndarray, *inputs: Any, **options: Any):
+        self._limit_threads()
+        return autograd.vjp(TIMM_OPS[op], cotangent, inputs, options, self.device)
+
+
+class TimmCUDA(TimmCPU):
+    name = "timm-cuda"
+    device = "cuda"
+
+    def unavailable(self) -> str | None:
+        reason = super().unavailable()
+        if reason:
+            return reason
+        import torch
+
+        return None if torch.cuda.is_available() else "no CUDA device"
+
+    def describe(self) -> dict[str, Any]:
+        import torch
+
+        return {
+            **super().describe(),
+            "cuda": torch.version.cuda,
+            "gpu": torch.cuda.get_device_name(0),
+        }
