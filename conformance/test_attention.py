@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conformance.strategies import attention_cases, normal
+from conformance.strategies import attention_cases, mha_cases, normal
 
 
 @given(case=attention_cases())
@@ -103,3 +103,117 @@ def test_token_permutation(impl, case, data):
     b = impl.baseline("sdpa", q, k, v)
     b_p = impl.baseline("sdpa", qp, kp, vp)
     impl.relation("Attn(P X) vs P Attn(X)", out_p, out[..., perm, :], b_p, b[..., perm, :])
+
+
+# -- multi-head attention (op "mha": reference.attention.mha) ----------------------------------
+
+
+def _mha_inputs(impl, case):
+    """x_q, x_kv and the parameters as the adapter sees them (rounded to the dtype)."""
+    return impl.inputs(*case.x(), *case.params())
+
+
+@given(case=mha_cases())
+def test_mha_values(impl, case):
+    impl.compare("mha", *case.x(), *case.params(), **case.options())
+
+
+@given(case=mha_cases(self_attention=True))
+def test_mha_self_attention(impl, case):
+    # Q, K and V all projected from the same sequence x.
+    x, _ = case.x()
+    impl.compare("mha", x, x, *case.params(), **case.options())
+
+
+@given(case=mha_cases())
+def test_mha_vjp(impl, case):
+    x_q, x_kv = case.x()
+    dout = normal(case.seed + 5, (*case.batch, case.tq, case.e))
+    impl.compare_vjp("mha", dout, x_q, x_kv, *case.params(), **case.options())
+
+
+@given(case=mha_cases(masks=("padding",)))
+def test_mha_key_padding(impl, case):
+    # A padding key (key_mask False) takes no part: changing what the padded positions hold
+    # cannot change any output.
+    x_q, x_kv, *params = _mha_inputs(impl, case)
+    options = case.options()
+    padded = ~np.broadcast_to(options["key_mask"], (*case.batch, case.tk))
+    x_kv2 = x_kv.copy()
+    x_kv2[padded] = normal(case.seed + 6, x_kv2[padded].shape, 3.0)
+    x_kv2 = impl.inputs(x_kv2)[0]
+    (out,) = impl.run("mha", x_q, x_kv, *params, **options)
+    (out2,) = impl.run("mha", x_q, x_kv2, *params, **options)
+    b = impl.baseline("mha", x_q, x_kv, *params, **options)
+    b2 = impl.baseline("mha", x_q, x_kv2, *params, **options)
+    impl.relation("padded keys changed", out2, out, b2, b)
+
+
+@given(case=mha_cases(masks=("none",), causal=False, self_attention=True), data=st.data())
+def test_mha_token_permutation(impl, case, data):
+    # Multi-head self-attention without positional information: MHA(P X) = P MHA(X).
+    x, _, *params = _mha_inputs(impl, case)
+    perm = np.array(data.draw(st.permutations(range(case.tq)), label="token permutation"))
+    options = case.options()
+    xp = x[..., perm, :]
+    (out,) = impl.run("mha", x, x, *params, **options)
+    (out_p,) = impl.run("mha", xp, xp, *params, **options)
+    b = impl.baseline("mha", x, x, *params, **options)
+    b_p = impl.baseline("mha", xp, xp, *params, **options)
+    impl.relation("MHA(P X) vs P MHA(X)", out_p, out[..., perm, :], b_p, b[..., perm, :])
+
+
+@given(case=mha_cases(min_heads=2, min_d_head=2), data=st.data())
+def test_mha_heads_are_independent(impl, case, data):
+    # Head h uses columns h*d_h .. (h+1)*d_h - 1 of W_Q, W_K, W_V and the same rows of W_O.
+    # With W_O keeping only head h's rows, the other heads' columns of the projections cannot
+    # matter (spec.attention.mha_heads_use_their_own_columns).
+    x_q, x_kv, w_q, w_k, w_v, w_o, b_q, b_v, b_o = _mha_inputs(impl, case)
+    head = data.draw(st.integers(0, case.n_heads - 1), label="head")
+    mine = np.zeros(case.e, dtype=bool)
+    mine[head * case.d_head : (head + 1) * case.d_head] = True
+    w_o = np.where(mine[:, None], w_o, 0.0)
+    rng = np.random.default_rng(case.seed + 7)
+
+    def others_changed(w):
+        return impl.inputs(np.where(mine, w, rng.standard_normal(w.shape)))[0]
+
+    options = case.options()
+    before = (x_q, x_kv, w_q, w_k, w_v, w_o, b_q, b_v, b_o)
+    after = (x_q, x_kv, *(others_changed(w) for w in (w_q, w_k, w_v)), w_o, b_q, b_v, b_o)
+    (out,) = impl.run("mha", *before, **options)
+    (out2,) = impl.run("mha", *after, **options)
+    b = impl.baseline("mha", *before, **options)
+    b2 = impl.baseline("mha", *after, **options)
+    impl.relation("other heads' projection columns changed", out2, out, b2, b)
+
+
+@given(case=mha_cases())
+def test_mha_key_bias(impl, case):
+    # b_k adds q_i . b_k to every score of query i, which softmax ignores
+    # (spec.attention.mha_key_bias_cancels): the output is the same with and without it.
+    x_q, x_kv, *params = _mha_inputs(impl, case)
+    options = {k: v for k, v in case.options().items() if k != "b_k"}
+    (b_k,) = impl.inputs(normal(case.seed + 8, (case.e,), 2.0))
+    (out,) = impl.run("mha", x_q, x_kv, *params, **options)
+    (out_b,) = impl.run("mha", x_q, x_kv, *params, **options, b_k=b_k)
+    b = impl.baseline("mha", x_q, x_kv, *params, **options)
+    b_b = impl.baseline("mha", x_q, x_kv, *params, **options, b_k=b_k)
+    impl.relation("with vs without a key bias", out_b, out, b_b, b)
+
+
+@given(case=mha_cases(masks=("none", "padding"), causal=True, self_attention=True), data=st.data())
+def test_mha_causal_ignores_future(impl, case, data):
+    # Causal multi-head self-attention: row i may not change when tokens after i change.
+    x, _, *params = _mha_inputs(impl, case)
+    t = data.draw(st.integers(0, case.tq - 1), label="last kept position")
+    x2 = x.copy()
+    x2[..., t + 1 :, :] = normal(case.seed + 9, x2[..., t + 1 :, :].shape)
+    x2 = impl.inputs(x2)[0]
+    options = case.options()
+    (out,) = impl.run("mha", x, x, *params, **options)
+    (out2,) = impl.run("mha", x2, x2, *params, **options)
+    b = impl.baseline("mha", x, x, *params, **options)
+    b2 = impl.baseline("mha", x2, x2, *params, **options)
+    keep = (..., slice(0, t + 1), slice(None))
+    impl.relation("rows <= i after changing later tokens", out2[keep], out[keep], b2[keep], b[keep])

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference.common import T, mm, unbroadcast
+from reference.common import T, mm, store, unbroadcast
 
 
 def _scale(dk: int, dtype: np.dtype, scale_rule: str) -> np.ndarray:
@@ -97,7 +97,13 @@ def sdpa_vjp(
     dalpha = mm(dout, T(v))  # (..., Tq, Tk)
     # softmax vjp; hidden keys have alpha = 0 and get no gradient. A row whose weights do not
     # depend on the scores (masked_rows "zeros"/"uniform") has none either.
-    ds = alpha * (dalpha - (dalpha * alpha).sum(axis=-1, keepdims=True))
+    # The row term rowsum(dalpha * alpha) is computed as rowsum(dout * out), the same number
+    # (spec.attention.softmax_backward_row_term) in the form FlashAttention-style kernels use
+    # (torch's CPU and CUDA SDPA backward): where ds cancels (few keys, a saturated row) the
+    # rounding of this term decides the error, and the honest-kernel model must round it as
+    # they do (measured: torch's margins on 2-key multi-head cases fell from ~1.9 to ~0.2).
+    out = store(mm(alpha, v))  # the forward output, as saved for backward
+    ds = alpha * (dalpha - (dout * out).sum(axis=-1, keepdims=True))
     if masked_rows != "nan":
         tq, tk = q.shape[-2], k.shape[-2]
         any_visible = visible(tq, tk, mask, causal, causal_alignment).any(axis=-1, keepdims=True)
@@ -105,3 +111,184 @@ def sdpa_vjp(
     dq = mm(ds, k) * scale  # (..., Tq, dk)
     dk = mm(T(ds), q) * scale  # (..., Tk, dk)
     return unbroadcast(dq, q.shape), unbroadcast(dk, k.shape), unbroadcast(dv, v.shape)
+
+
+# -- multi-head attention ------------------------------------------------------------------------
+#
+# Notes: "Multi-Head: h개의 다중 Attention, W_Q, W_K, W_V 를 이용" (h attentions, each with its
+# own projections). Canonical layout (nnspec's, the notes' X W convention), separate projections:
+#   x_q (..., Tq, E_q), x_kv (..., Tk, E_kv)
+#   W_Q (E_q, E), W_K (E_kv, E), W_V (E_kv, E), W_O (E, E_out); b_q, b_v (E,), b_o (E_out,)
+#   Q = x_q W_Q + b_q, K = x_kv W_K + b_k, V = x_kv W_V + b_v        (..., T, E)
+#   head h takes columns h*d_h .. (h+1)*d_h - 1 of Q, K and V (d_h = E / n_heads)
+#   out = concat_h(Attention(Q_h, K_h, V_h)) W_O + b_o               (..., Tq, E_out)
+# Masks (True = may attend, like sdpa): mask broadcastable to (..., Tq, Tk), the same for every
+# head; key_mask (..., Tk), False marks a padding key that no query may attend.
+#
+# The key bias b_k is a keyword input without a gradient: it adds q_i·b_k to every score of row
+# i, which softmax ignores, so dL/db_k is identically zero and a computed one is rounding noise
+# with nothing to scale it by. It still goes into the forward pass (libraries have one).
+# Packed projections (torch's in_proj_weight (3E, E), used as x W^T) are an adapter's layout.
+
+
+def split_heads(x: np.ndarray, n_heads: int) -> np.ndarray:
+    """(..., T, E) -> (..., H, T, E/H): head h holds features h*d_h .. (h+1)*d_h - 1."""
+    *lead, t, e = x.shape
+    return np.swapaxes(x.reshape(*lead, t, n_heads, e // n_heads), -2, -3)
+
+
+def merge_heads(x: np.ndarray) -> np.ndarray:
+    """(..., H, T, d_h) -> (..., T, H*d_h): the concatenation of the heads (split_heads^-1)."""
+    *lead, h, t, d = x.shape
+    return np.swapaxes(x, -2, -3).reshape(*lead, t, h * d)
+
+
+def check_mha_shapes(x_q, x_kv, W_Q, W_K, W_V, W_O, b_q, b_v, b_o, n_heads, mask, key_mask, b_k):
+    """One ValueError naming every size when the inputs of mha do not fit together."""
+    shapes = (
+        f"x_q {x_q.shape}, x_kv {x_kv.shape}, W_Q {W_Q.shape}, W_K {W_K.shape}, "
+        f"W_V {W_V.shape}, W_O {W_O.shape}, b_q {b_q.shape}, b_v {b_v.shape}, b_o {b_o.shape}"
+        + ("" if b_k is None else f", b_k {np.shape(b_k)}")
+        + f", n_heads {n_heads}"
+    )
+    if x_q.ndim < 2 or x_kv.ndim < 2:
+        raise ValueError(f"mha: inputs need (..., T, E): {shapes}")
+    e = W_Q.shape[-1]
+    ok = (
+        W_Q.ndim == W_K.ndim == W_V.ndim == W_O.ndim == 2
+        and W_Q.shape[0] == x_q.shape[-1]
+        and W_K.shape == W_V.shape == (x_kv.shape[-1], e)
+        and W_O.shape[0] == e
+        and b_q.shape == b_v.shape == (e,)
+        and b_o.shape == (W_O.shape[1],)
+        and (b_k is None or np.shape(b_k) == (e,))
+    )
+    if not ok:
+        raise ValueError(f"mha: inconsistent shapes: {shapes}")
+    if not isinstance(n_heads, int | np.integer) or n_heads < 1 or e % n_heads:
+        raise ValueError(
+            f"mha: embedding dim E={e} is not divisible by n_heads={n_heads}: {shapes}"
+        )
+    tq, tk = x_q.shape[-2], x_kv.shape[-2]
+    try:
+        lead = np.broadcast_shapes(x_q.shape[:-2], x_kv.shape[:-2])
+        if mask is not None:
+            np.broadcast_shapes(np.shape(mask), (*lead, tq, tk))
+        if key_mask is not None:
+            np.broadcast_shapes(np.shape(key_mask), (*lead, tk))
+    except ValueError:
+        raise ValueError(
+            f"mha: masks do not broadcast: mask {None if mask is None else np.shape(mask)} "
+            f"to (..., Tq={tq}, Tk={tk}), key_mask "
+            f"{None if key_mask is None else np.shape(key_mask)} to (..., Tk={tk}); {shapes}"
+        ) from None
+
+
+def mha_visible(mask: np.ndarray | None, key_mask: np.ndarray | None) -> np.ndarray | None:
+    """The boolean (..., 1, Tq|1, Tk) mask every head uses: mask and key_mask combined."""
+    if mask is None and key_mask is None:
+        return None
+    allowed = np.asarray(True)
+    if mask is not None:
+        allowed = allowed & np.asarray(mask, dtype=bool)
+    if key_mask is not None:
+        allowed = allowed & np.asarray(key_mask, dtype=bool)[..., None, :]
+    return allowed[..., None, :, :]  # a heads axis, broadcast over the heads
+
+
+def _projections(x_q, x_kv, W_Q, W_K, W_V, b_q, b_v, b_k):
+    # Each projection is its own kernel in a real implementation: its output is stored.
+    q = store(mm(x_q, W_Q) + b_q)  # (..., Tq, E)
+    k = mm(x_kv, W_K)
+    k = store(k if b_k is None else k + b_k)  # (..., Tk, E)
+    v = store(mm(x_kv, W_V) + b_v)  # (..., Tk, E)
+    return q, k, v
+
+
+def mha(
+    x_q: np.ndarray,
+    x_kv: np.ndarray,
+    W_Q: np.ndarray,
+    W_K: np.ndarray,
+    W_V: np.ndarray,
+    W_O: np.ndarray,
+    b_q: np.ndarray,
+    b_v: np.ndarray,
+    b_o: np.ndarray,
+    n_heads: int = 1,
+    mask: np.ndarray | None = None,
+    key_mask: np.ndarray | None = None,
+    causal: bool = False,
+    b_k: np.ndarray | None = None,
+    **variants: str,
+) -> np.ndarray:
+    """MultiHead(x_q, x_kv) = concat_h(Attention(Q_h, K_h, V_h)) W_O + b_o; (..., Tq, E_out)."""
+    check_mha_shapes(x_q, x_kv, W_Q, W_K, W_V, W_O, b_q, b_v, b_o, n_heads, mask, key_mask, b_k)
+    q, k, v = _projections(x_q, x_kv, W_Q, W_K, W_V, b_q, b_v, b_k)
+    heads = sdpa(
+        split_heads(q, n_heads),  # (..., H, Tq, d_h)
+        split_heads(k, n_heads),  # (..., H, Tk, d_h)
+        split_heads(v, n_heads),
+        mask=mha_visible(mask, key_mask),
+        causal=causal,
+        **variants,
+    )
+    concat = store(merge_heads(heads))  # (..., Tq, E)
+    return mm(concat, W_O) + b_o
+
+
+def sum_to(g: np.ndarray, ndim: int) -> np.ndarray:
+    """A parameter's gradient: summed over the leading (batch) axes down to its ndim axes."""
+    return g.reshape(-1, *g.shape[g.ndim - ndim :]).sum(axis=0) if g.ndim > ndim else g
+
+
+def mha_vjp(
+    dout: np.ndarray,
+    x_q: np.ndarray,
+    x_kv: np.ndarray,
+    W_Q: np.ndarray,
+    W_K: np.ndarray,
+    W_V: np.ndarray,
+    W_O: np.ndarray,
+    b_q: np.ndarray,
+    b_v: np.ndarray,
+    b_o: np.ndarray,
+    n_heads: int = 1,
+    mask: np.ndarray | None = None,
+    key_mask: np.ndarray | None = None,
+    causal: bool = False,
+    b_k: np.ndarray | None = None,
+    **variants: str,
+) -> tuple[np.ndarray, ...]:
+    """(dx_q, dx_kv, dW_Q, dW_K, dW_V, dW_O, db_q, db_v, db_o); b_k has none (see above)."""
+    check_mha_shapes(x_q, x_kv, W_Q, W_K, W_V, W_O, b_q, b_v, b_o, n_heads, mask, key_mask, b_k)
+    q, k, v = _projections(x_q, x_kv, W_Q, W_K, W_V, b_q, b_v, b_k)
+    qh, kh, vh = (split_heads(a, n_heads) for a in (q, k, v))
+    visible_heads = mha_visible(mask, key_mask)
+    concat = store(merge_heads(sdpa(qh, kh, vh, mask=visible_heads, causal=causal, **variants)))
+    # out = concat W_O + b_o
+    dW_O = sum_to(mm(T(concat), dout), 2)  # (E, E_out)
+    db_o = sum_to(dout, 1)
+    # Gradients handed from one kernel to the next are kept in memory too: stored.
+    dconcat = store(mm(dout, T(W_O)))  # (..., Tq, E)
+    dqh, dkh, dvh = sdpa_vjp(
+        split_heads(dconcat, n_heads), qh, kh, vh, visible_heads, causal, **variants
+    )
+    dq, dk, dv = (store(merge_heads(g)) for g in (dqh, dkh, dvh))  # (..., T, E)
+    # q = x_q W_Q + b_q; k, v likewise from x_kv
+    dx_q = mm(dq, T(W_Q))
+    dx_kv = mm(dk, T(W_K)) + mm(dv, T(W_V))
+    dW_Q = sum_to(mm(T(x_q), dq), 2)
+    dW_K = sum_to(mm(T(x_kv), dk), 2)
+    dW_V = sum_to(mm(T(x_kv), dv), 2)
+    return (
+        unbroadcast(dx_q, x_q.shape),
+        unbroadcast(dx_kv, x_kv.shape),
+        dW_Q,
+        dW_K,
+        dW_V,
+        dW_O,
+        sum_to(dq, 1),  # db_q
+        sum_to(dv, 1),  # db_v
+        db_o,
+    )

@@ -311,3 +311,124 @@ def attention_vjp_identity(tq: int = 2, tk: int = 2, dk: int = 2, dv: int = 2) -
     dS = alpha.multiply_elementwise(dalpha - rowsum * sp.ones(1, tk))
     closed = [*(dS * K * scale), *(dS.T * Q * scale), *(alpha.T * dO)]
     return sp.Matrix(derived), sp.Matrix(closed)
+
+
+def softmax_backward_row_term(tq: int = 2, tk: int = 3, dv: int = 2) -> Identity:
+    """Notes: Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k)) · V, backward (implied): the row
+    term of the softmax vjp, Σ_j α_ij dα_ij with dα = dO V^T, equals dO_i · O_i with O = α V,
+    the output. FlashAttention-style kernels (and reference.attention.sdpa_vjp) use the second
+    form: it needs the saved output instead of the N x N weights."""
+    Q, K, V = matrix("Q", tq, 2), matrix("K", tk, 2), matrix("V", tk, dv)
+    dO = matrix("dO", tq, dv)
+    alpha = attention_weights(Q, K)
+    dalpha = dO * V.T
+    out = alpha * V
+    lhs = dalpha.multiply_elementwise(alpha) * sp.ones(tk, 1)
+    return lhs, dO.multiply_elementwise(out) * sp.ones(dv, 1)
+
+
+# -- multi-head attention ------------------------------------------------------------------------
+#
+# Notes: "Multi-Head: h개의 다중 Attention, W_Q, W_K, W_V 를 이용" (h attentions, each with its own
+# W_Q, W_K, W_V). Layout of reference.attention.mha: head h uses columns h*d_h .. (h+1)*d_h - 1
+# of W_Q, W_K, W_V (d_h = E / h), and the heads' outputs are concatenated, then multiplied by W_O.
+
+
+def head_columns(W: sp.MatrixBase, head: int, n_heads: int) -> sp.Matrix:
+    """The columns of W that head `head` uses: a (rows, E / n_heads) block."""
+    d_h = W.cols // n_heads
+    return W[:, head * d_h : (head + 1) * d_h]
+
+
+def head_rows(W_O: sp.MatrixBase, head: int, n_heads: int) -> sp.Matrix:
+    """The rows of W_O that multiply head `head`'s output in concat(heads) W_O."""
+    d_h = W_O.rows // n_heads
+    return W_O[head * d_h : (head + 1) * d_h, :]
+
+
+def multi_head(
+    X_q: sp.MatrixBase,
+    X_kv: sp.MatrixBase,
+    W_Q: sp.MatrixBase,
+    W_K: sp.MatrixBase,
+    W_V: sp.MatrixBase,
+    W_O: sp.MatrixBase,
+    n_heads: int,
+    mask: sp.MatrixBase | None = None,
+) -> sp.Matrix:
+    """Notes: Multi-Head, h attentions with their own W_Q, W_K, W_V:
+    concat_h(Attention(X_q W_Q^h, X_kv W_K^h, X_kv W_V^h)) W_O (no biases)."""
+    heads = [
+        attention(
+            X_q * head_columns(W_Q, h, n_heads),
+            X_kv * head_columns(W_K, h, n_heads),
+            X_kv * head_columns(W_V, h, n_heads),
+            mask=mask,
+        )
+        for h in range(n_heads)
+    ]
+    return sp.Matrix.hstack(*heads) * W_O
+
+
+def mha_weights(d: int = 2, e: int = 2) -> tuple[sp.Matrix, sp.Matrix, sp.Matrix, sp.Matrix]:
+    """Symbolic W_Q, W_K, W_V (d, e) and W_O (e, e)."""
+    return matrix("WQ", d, e), matrix("WK", d, e), matrix("WV", d, e), matrix("WO", e, e)
+
+
+def mha_concat_is_sum_over_heads(n: int = 2, n_heads: int = 3, d_h: int = 2) -> Identity:
+    """Notes: Multi-Head, h개의 다중 Attention (implied): concatenating the heads and applying W_O
+    equals the sum over heads of head_h W_O^h, W_O^h the d_h rows of W_O that face head h.
+    Holds for any head outputs (generic matrices here), so each head's contribution to the
+    output is separate and the heads could run independently."""
+    heads = [matrix(f"O{h}", n, d_h) for h in range(n_heads)]
+    W_O = matrix("WO", n_heads * d_h, 3)
+    lhs = sp.Matrix.hstack(*heads) * W_O
+    rhs = sum((heads[h] * head_rows(W_O, h, n_heads) for h in range(n_heads)), sp.zeros(n, 3))
+    return lhs, rhs
+
+
+def mha_one_head_is_attention(n: int = 3, d: int = 2) -> Identity:
+    """Notes: Multi-Head with h = 1 is the single Attention of the notes: with one head and
+    W_O = I, multi-head self-attention is Attention(X W_Q, X W_K, X W_V)."""
+    X = matrix("X", n, d)
+    W_Q, W_K, W_V = weights(d)
+    return multi_head(X, X, W_Q, W_K, W_V, sp.eye(d), 1), self_attention(X, W_Q, W_K, W_V)
+
+
+def mha_heads_use_their_own_columns(n: int = 2, d: int = 2) -> Identity:
+    """Notes: Multi-Head, each head has its own W_Q, W_K, W_V: with W_O keeping only head 0's
+    rows, the output does not depend on the columns of W_Q, W_K, W_V that belong to head 1.
+    Both sides are the same multi-head attention, the right one with head 1's columns of the
+    projections replaced by other symbols. (A split along the wrong axis mixes the heads.)"""
+    X = matrix("X", n, d)
+    n_heads, e = 2, 4
+    W_Q, W_K, W_V, W_O = mha_weights(d, e)
+    keep0 = sp.Matrix(e, e, lambda i, j: W_O[i, j] if i < e // n_heads else 0)
+
+    def other_head1(W: sp.MatrixBase, name: str) -> sp.Matrix:
+        return sp.Matrix.hstack(W[:, : e // n_heads], matrix(name, d, e // n_heads))
+
+    rhs = multi_head(
+        X, X, other_head1(W_Q, "UQ"), other_head1(W_K, "UK"), other_head1(W_V, "UV"), keep0, 2
+    )
+    return multi_head(X, X, W_Q, W_K, W_V, keep0, n_heads), rhs
+
+
+def mha_token_permutation(perm: Sequence[int] = (1, 2, 0), d: int = 2) -> Identity:
+    """Notes: Multi-Head self-attention without positional encoding (implied): permutation
+    equivariance MHA(P X) = P MHA(X) with two heads, as for one head (token_permutation)."""
+    X = matrix("X", len(perm), d)
+    P = permutation_matrix(perm)
+    W = mha_weights(d, 2)
+    return multi_head(P * X, P * X, *W, 2), P * multi_head(X, X, *W, 2)
+
+
+def mha_key_bias_cancels(n: int = 2, d: int = 2) -> Identity:
+    """Notes: Key = X W_K (with a bias b_k, implied): b_k adds q_i · b_k to every score of
+    query i, which softmax ignores, so the output does not depend on b_k and dL/db_k = 0
+    (why reference.attention.mha takes b_k without returning a gradient for it)."""
+    X = matrix("X", n, d)
+    W_Q, W_K, W_V = weights(d)
+    b_k = matrix("bk", 1, 2)
+    Q, K, V = X * W_Q, X * W_K, X * W_V
+    return attention(Q, K + sp.ones(n, 1) * b_k, V), attention(Q, K, V)

@@ -10,30 +10,6 @@ import pytest
 from tests.conftest import run_suite
 from tests.mutants import MUTANTS
 
-
-class _ZooRuns:
-    """One suite run per stem, with that stem's mutants and the reference adapter as control:
-    a mutant only needs the checks of the component it breaks."""
-
-    def __init__(self, tmp_path_factory) -> None:
-        self.factory = tmp_path_factory
-        self.runs: dict[str, object] = {}
-
-    def __getitem__(self, stem: str):
-        if stem not in self.runs:
-            folder = self.factory.mktemp(f"zoo-{stem}") / "results"
-            specs = [a for m in MUTANTS.values() if m.stem == stem for a in ("--adapter", m.spec)]
-            self.runs[stem] = run_suite(
-                folder, "--adapter", "reference", *specs, target=f"conformance/test_{stem}.py"
-            )
-        return self.runs[stem]
-
-
-@pytest.fixture(scope="module")
-def zoo(tmp_path_factory):
-    return _ZooRuns(tmp_path_factory)
-
-
 STEMS = sorted({m.stem for m in MUTANTS.values()})
 
 
@@ -43,38 +19,48 @@ def _adapter_name(run, spec):
     return names.pop()
 
 
-@pytest.mark.parametrize("mutant", sorted(MUTANTS))
-def test_mutant_is_caught(zoo, mutant):
+def _verdict(run, mutant: str) -> str | None:
+    """Why the mutant is not caught as it must be, or None when it is."""
     m = MUTANTS[mutant]
-    zoo_run = zoo[m.stem]
-    name = _adapter_name(zoo_run, m.spec)
-    fails = zoo_run.rows(name, status="fail", stem=m.stem)
-    assert fails, f"mutant {mutant} escaped: no fail row in {m.stem}"
-    if m.diagnosis:
-        assert any(r["diagnosis"] == m.diagnosis for r in fails), (
-            f"{mutant}: expected diagnosis {m.diagnosis!r}, got {[r['diagnosis'] for r in fails]}"
-        )
-    assert not zoo_run.rows(name, status="error"), "a mutant is wrong, not broken: no error rows"
+    name = _adapter_name(run, m.spec)
+    fails = run.rows(name, status="fail", stem=m.stem)
+    if not fails:
+        return f"{mutant} escaped: no fail row in {m.stem}"
+    if m.diagnosis and not any(r["diagnosis"] == m.diagnosis for r in fails):
+        return f"{mutant}: expected {m.diagnosis!r}, got {sorted({r['diagnosis'] for r in fails})}"
+    if run.rows(name, status="error"):
+        return f"{mutant} is wrong, not broken, yet has error rows"
+    return None
 
 
+# One suite run per stem, holding that stem's mutants and the reference adapter as control, and
+# one test per stem: a per-mutant test would repeat the run in every xdist worker it lands on.
 @pytest.mark.parametrize("stem", STEMS)
-def test_reference_control_passes(zoo, stem):
-    zoo_run = zoo[stem]
-    rows = zoo_run.rows("reference")
-    assert rows, zoo_run.output[-2000:]
-    bad = [r for r in rows if r["status"] != "pass"]
-    assert not bad, bad[:3]
-
-
-@pytest.mark.parametrize("stem", STEMS)
-def test_zoo_run_exits_nonzero(zoo, stem):
+def test_every_mutant_of_the_stem_is_caught_and_the_control_passes(tmp_path, stem):
+    mutants = sorted(k for k, m in MUTANTS.items() if m.stem == stem)
+    specs = [a for k in mutants for a in ("--adapter", MUTANTS[k].spec)]
+    run = run_suite(
+        tmp_path / "results", "--adapter", "reference", *specs, target=f"conformance/test_{stem}.py"
+    )
+    escaped = [v for v in (_verdict(run, k) for k in mutants) if v]
+    assert not escaped, escaped
+    control = run.rows("reference")
+    assert control, run.output[-2000:]
+    assert not [r for r in control if r["status"] != "pass"], control[:3]
     # The suite fails the run when an implementation fails a check.
-    zoo_run = zoo[stem]
-    assert zoo_run.proc.returncode == 1, zoo_run.output[-2000:]
+    assert run.proc.returncode == 1, run.output[-2000:]
 
 
-def test_repro_line_replays_the_failure(zoo, tmp_path):
-    zoo_run = zoo["attention"]
+def test_repro_line_replays_the_failure(tmp_path):
+    spec = MUTANTS["attention-scale-1/d"].spec
+    zoo_run = run_suite(
+        tmp_path / "zoo",
+        "--adapter",
+        spec,
+        "-k",
+        "test_values",
+        target="conformance/test_attention.py",
+    )
     row = zoo_run.rows(status="fail", check_id="attention/values/float32")[0]
     argv = shlex.split(row["repro"])[3:]  # drop "python -m pytest"
     assert argv[0] == row["case"]
