@@ -62,6 +62,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="output folder (default: %(default)s)",
     )
     parser.add_argument(
+        "--no-reference-figures",
+        action="store_true",
+        help="leave out the figures drawn from the reference kernels (gradient flow, attention "
+        "scaling): they take seconds and do not depend on the results",
+    )
+    parser.add_argument(
         "--strict",
         action="store_true",
         help="exit 1 when any check failed or errored (xfails do not count): for CI",
@@ -78,7 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         runs = load_runs(args.folders)
-        data = write_report(runs, load_trace(), args.out)
+        data = write_report(
+            runs, load_trace(), args.out, reference_figures=not args.no_reference_figures
+        )
     except ReportError as exc:
         print(f"error: {visible(str(exc))}", file=sys.stderr)
         return 2

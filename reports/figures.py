@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -107,8 +107,31 @@ def status_by_adapter(records: Sequence[dict[str, Any]], path: Path) -> Path:
     return _save(fig, path)
 
 
-def draw_figures(records: Sequence[dict[str, Any]], folder: Path) -> dict[str, Path]:
-    """Draw every figure into folder; returns {file name: path} in display order."""
+def _gradient_flow(folder: Path) -> Path:
+    from reports.gradient_flow import gradient_flow_figure
+
+    return gradient_flow_figure(folder)
+
+
+def _attention_scaling(folder: Path) -> Path:
+    from reports.attention_scaling import attention_scaling_figure
+
+    return attention_scaling_figure(folder)
+
+
+# Figures drawn from the reference kernels themselves, not from results: what the lecture notes
+# claim (gradient flow through time, linear vs softmax attention cost), made visible.
+REFERENCE_FIGURES: dict[str, Callable[[Path], Path]] = {
+    "gradient_flow.png": _gradient_flow,
+    "attention_scaling.png": _attention_scaling,
+}
+
+
+def draw_figures(
+    records: Sequence[dict[str, Any]], folder: Path, reference: bool = True
+) -> dict[str, Path]:
+    """Draw every figure into folder; returns {file name: path} in display order. reference=False
+    leaves out REFERENCE_FIGURES (they take seconds and do not depend on the results)."""
     folder.mkdir(parents=True, exist_ok=True)
     drawn = {}
     for name, draw in (
@@ -116,4 +139,6 @@ def draw_figures(records: Sequence[dict[str, Any]], folder: Path) -> dict[str, P
         ("status_by_adapter.png", status_by_adapter),
     ):
         drawn[name] = draw(records, folder / name)
+    for name, draw_reference in (REFERENCE_FIGURES if reference else {}).items():
+        drawn[name] = draw_reference(folder)
     return drawn

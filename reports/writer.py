@@ -14,12 +14,16 @@ from reports.summarize import summarize
 
 
 def write_report(
-    runs: Sequence[Run], trace: Sequence[dict[str, Any]] | None, out: Path
+    runs: Sequence[Run],
+    trace: Sequence[dict[str, Any]] | None,
+    out: Path,
+    reference_figures: bool = True,
 ) -> dict[str, Any]:
     """Write every output into out (created if needed); returns the summary data."""
     out.mkdir(parents=True, exist_ok=True)
     data = summarize(runs, trace)
-    figures = draw_figures([r for run in runs for r in run.records], out / "figures")
+    records = [r for run in runs for r in run.records]
+    figures = draw_figures(records, out / "figures", reference=reference_figures)
     # allow_nan=False: summary.json must stay strict JSON for other tools to read.
     (out / "summary.json").write_text(
         json.dumps(data, indent=2, allow_nan=False, default=str) + "\n", encoding="utf-8"
@@ -29,9 +33,14 @@ def write_report(
     return data
 
 
-def build(folders: Iterable[Path | str], out: Path | str, warn: Warn = stderr_warn) -> Path:
+def build(
+    folders: Iterable[Path | str],
+    out: Path | str,
+    warn: Warn = stderr_warn,
+    reference_figures: bool = True,
+) -> Path:
     """Merge the results folders (or folders holding them) into a report in out; returns the
     path of index.html. Raises reports.load.ReportError for problems the user must fix."""
     out = Path(out)
-    write_report(load_runs(folders, warn), load_trace(warn), out)
+    write_report(load_runs(folders, warn), load_trace(warn), out, reference_figures)
     return out / "index.html"

@@ -59,6 +59,16 @@ def run_suite(
     return SuiteRun(proc, folder)
 
 
+@pytest.fixture(autouse=True)
+def _no_reference_figures(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process reports leave out the figures drawn from the reference kernels: they take
+    seconds each and do not depend on the records under test. tests/test_reports.py checks them
+    through the CLI, which draws them as a user's run does."""
+    import reports.figures
+
+    monkeypatch.setattr(reports.figures, "REFERENCE_FIGURES", {})
+
+
 @pytest.fixture
 def suite(tmp_path: Path):
     return lambda *args, **kw: run_suite(tmp_path / "results", *args, **kw)

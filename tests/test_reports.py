@@ -342,6 +342,10 @@ def test_cli_prints_summary_and_report_path(tmp_path: Path) -> None:
     lines = proc.stdout.splitlines()
     assert lines[-1] == f"report: {out / 'index.html'}"
     assert (out / "index.html").is_file()
+    # A user's report carries the figures drawn from the reference kernels too.
+    for name in ("gradient_flow.png", "attention_scaling.png"):
+        assert (out / "figures" / name).read_bytes().startswith(PNG_MAGIC)
+        assert f"figures/{name}" in (out / "report.md").read_text()
     header = lines[0].split()
     assert header[:2] == ["component", "adapter"] and "margin" in header
     rows = {tuple(line.split()[:2]): line.split()[2:] for line in lines[2:] if line.strip()}
