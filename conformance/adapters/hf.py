@@ -30,14 +30,10 @@ Mapping notes:
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from typing import Any, ClassVar
 
-import numpy as np
-
-from conformance.adapters import autograd
-from conformance.adapters.base import Adapter
+from conformance.adapters.pytorch import TorchCPU
 
 HF_ACTIVATIONS = {
     "relu": ("relu", "relu"),
@@ -224,10 +220,11 @@ HF_OPS = {
 }
 
 
-class HFTransformers(Adapter):
+class HFTransformers(TorchCPU):
     name = "hf-transformers"
     dtypes = ("float64", "float32", "bfloat16")
-    device = "cpu"
+    ops: ClassVar[dict[str, Any]] = HF_OPS
+    requires: ClassVar[tuple[str, ...]] = ("torch", "transformers")
     variants: ClassVar[dict[str, Any]] = {"positional.layout": "concatenated"}
     # Observed with transformers 5.23.0: MarianSinusoidalPositionalEmbedding.create_weight builds
     # the table in float64 NumPy, then stores it through torch.FloatTensor, so a float64 module
@@ -244,13 +241,6 @@ class HFTransformers(Adapter):
         "positional/dot_depends_on_offset_only/float64": _MARIAN_F64,
     }
 
-    def unavailable(self) -> str | None:
-        if importlib.util.find_spec("torch") is None:
-            return "torch is not installed"
-        if importlib.util.find_spec("transformers") is None:
-            return "transformers is not installed (pip install transformers)"
-        return None
-
     def describe(self) -> dict[str, Any]:
         import torch
         import transformers
@@ -264,23 +254,3 @@ class HFTransformers(Adapter):
                 "positional": "MarianSinusoidalPositionalEmbedding",
             },
         }
-
-    def _run(self, op: str, *inputs: Any, **options: Any) -> np.ndarray:
-        import torch
-
-        with torch.no_grad():
-            args = [autograd.to_torch(x, self.device) for x in inputs]
-            opts = {k: autograd.to_torch(v, self.device) for k, v in options.items()}
-            return autograd.to_numpy(HF_OPS[op](*args, **opts))
-
-    def encoder_layer(self, x, *params, **options):
-        return self._run("encoder_layer", x, *params, **options)
-
-    def pre_ln_encoder_layer(self, x, *params, **options):
-        return self._run("pre_ln_encoder_layer", x, *params, **options)
-
-    def positional(self, x, **options):
-        return self._run("positional", x, **options)
-
-    def vjp(self, op: str, cotangent: np.ndarray, *inputs: Any, **options: Any):
-        return autograd.vjp(HF_OPS[op], cotangent, inputs, options, self.device)

@@ -51,9 +51,14 @@ TORCH_OPS = {
 
 
 class TorchCPU(Adapter):
+    """Torch functions on NumPy arrays. Adapters of torch-based libraries (timm, HF) subclass
+    it with their own op table (`ops`) and the packages they need (`requires`)."""
+
     name = "torch"
     dtypes = ("float64", "float32", "float16", "bfloat16")
     device = "cpu"
+    ops: ClassVar[dict[str, Any]] = TORCH_OPS
+    requires: ClassVar[tuple[str, ...]] = ("torch",)
     variants: ClassVar[dict[str, Any]] = {**torch_recurrent.VARIANTS}
     xfails: ClassVar[dict[str, str]] = {
         **torch_norm.XFAILS,
@@ -70,7 +75,10 @@ class TorchCPU(Adapter):
     THREADS: ClassVar[int] = 1
 
     def unavailable(self) -> str | None:
-        return None if importlib.util.find_spec("torch") else "torch is not installed"
+        for module in self.requires:
+            if importlib.util.find_spec(module) is None:
+                return f"{module} is not installed"
+        return None
 
     def _limit_threads(self) -> None:
         import torch
@@ -91,20 +99,20 @@ class TorchCPU(Adapter):
         with torch.no_grad():
             args = [autograd.to_torch(x, self.device) for x in inputs]
             opts = {k: autograd.to_torch(v, self.device) for k, v in options.items()}
-            out = TORCH_OPS[op](*args, **opts)
+            out = self.ops[op](*args, **opts)
             if isinstance(out, tuple):  # ops with several outputs (rnn: hs, h_T)
                 return tuple(autograd.to_numpy(t) for t in out)
             return autograd.to_numpy(out)
 
     def __getattr__(self, op: str):
-        # One method per op of TORCH_OPS: NumPy in, torch on self.device, NumPy out.
-        if op in TORCH_OPS:
+        # One method per op of the table: NumPy in, torch on self.device, NumPy out.
+        if op in type(self).ops:
             return functools.partial(self._run, op)
         raise AttributeError(op)
 
     def vjp(self, op: str, cotangent: np.ndarray, *inputs: Any, **options: Any):
         self._limit_threads()
-        return autograd.vjp(TORCH_OPS[op], cotangent, inputs, options, self.device)
+        return autograd.vjp(self.ops[op], cotangent, inputs, options, self.device)
 
 
 class TorchCUDA(TorchCPU):

@@ -12,14 +12,9 @@ torch.func.functional_call, so gradients reach them through autograd
 
 from __future__ import annotations
 
-import functools
-import importlib.util
 from typing import Any, ClassVar
 
-import numpy as np
-
-from conformance.adapters import autograd
-from conformance.adapters.base import Adapter
+from conformance.adapters.pytorch import TorchCPU
 from conformance.adapters.torch_norm import se_conv_params
 
 
@@ -36,48 +31,18 @@ def _timm_se(x, w1, b1, w2, b2):
 TIMM_OPS = {"squeeze_excitation": _timm_se}
 
 
-class TimmCPU(Adapter):
+class TimmCPU(TorchCPU):
     name = "timm"
-    dtypes = ("float64", "float32", "float16", "bfloat16")
-    device = "cpu"
+    ops: ClassVar[dict[str, Any]] = TIMM_OPS
+    requires: ClassVar[tuple[str, ...]] = ("torch", "timm")
     variants: ClassVar[dict[str, Any]] = {}
-
-    def unavailable(self) -> str | None:
-        for module in ("torch", "timm"):
-            if importlib.util.find_spec(module) is None:
-                return f"{module} is not installed"
-        return None
+    xfails: ClassVar[dict[str, str]] = {}
 
     def describe(self) -> dict[str, Any]:
         import timm
         import torch
 
         return {"timm": timm.__version__, "torch": torch.__version__}
-
-    def _limit_threads(self) -> None:
-        # One intra-op thread per xdist worker, as the torch adapter (see TorchCPU.THREADS).
-        import torch
-
-        if torch.get_num_threads() != 1:
-            torch.set_num_threads(1)
-
-    def _run(self, op: str, *inputs: Any, **options: Any):
-        import torch
-
-        self._limit_threads()
-        with torch.no_grad():
-            args = [autograd.to_torch(x, self.device) for x in inputs]
-            opts = {k: autograd.to_torch(v, self.device) for k, v in options.items()}
-            return autograd.to_numpy(TIMM_OPS[op](*args, **opts))
-
-    def __getattr__(self, op: str):
-        if op in TIMM_OPS:
-            return functools.partial(self._run, op)
-        raise AttributeError(op)
-
-    def vjp(self, op: str, cotangent: np.ndarray, *inputs: Any, **options: Any):
-        self._limit_threads()
-        return autograd.vjp(TIMM_OPS[op], cotangent, inputs, options, self.device)
 
 
 class TimmCUDA(TimmCPU):
