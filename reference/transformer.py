@@ -137,6 +137,102 @@ def _attend_vjp(dy, x_q, x_kv, attn, n_heads, key_mask, causal, scale_rule):
     return grads[0], grads[1], grads[2:]
 
 
+# A layer is a stack of residual sublayers, each (f, f_vjp, gamma, beta):
+#   post-LN (the notes'):  x <- LN(x + f(x))        pre-LN (norm_first):  x <- x + f(LN(x))
+# f_vjp(dy, h) -> (dh, parameter gradients, gradient of another input such as the decoder's
+# memory, or None). The forward and the vjp walk the same stack, so they cannot disagree on
+# which activations a kernel stores.
+
+
+def _identity(a: np.ndarray) -> np.ndarray:
+    return a
+
+
+def _stack_forward(x, sublayers, eps, norm_first):
+    """The output, and per sublayer its input and its normalised input (pre-LN) or its residual
+    sum (post-LN), which the vjp reads."""
+    saved = []
+    for k, (f, _, g, b) in enumerate(sublayers):
+        keep = store if k < len(sublayers) - 1 else _identity  # the output is not stored
+        if norm_first:
+            n = store(layer_norm(x, g, b, eps))
+            saved.append((x, n))
+            x = keep(x + f(n))
+        else:
+            z = store(x + f(x))
+            saved.append((x, z))
+            x = keep(layer_norm(z, g, b, eps))
+    return x, saved
+
+
+def _stack_vjp(dout, x, sublayers, eps, norm_first):
+    """(dx, per sublayer (*parameter gradients, dgamma, dbeta) flattened, the other inputs'
+    gradients)."""
+    _, saved = _stack_forward(x, sublayers, eps, norm_first)
+    d, grads, others = dout, [], []
+    for k in reversed(range(len(sublayers))):
+        _, f_vjp, g, b = sublayers[k]
+        h, s = saved[k]
+        keep = store if k > 0 else _identity  # dx is returned, not stored
+        if norm_first:  # out = h + f(n), n = LN(h)
+            dn, dparams, other = f_vjp(d, s)
+            dh_ln, dg, db = layer_norm_vjp(store(dn), h, g, b, eps)
+            d = keep(d + store(dh_ln))
+        else:  # out = LN(z), z = h + f(h)
+            dz, dg, db = layer_norm_vjp(d, s, g, b, eps)
+            dz = store(dz)
+            dh_f, dparams, other = f_vjp(dz, h)
+            d = keep(dz + store(dh_f))
+        grads[:0] = [*dparams, dg, db]
+        if other is not None:
+            others.append(other)
+    return d, grads, others
+
+
+def _self_attention(attn, opts):
+    def f(h):
+        return _attend(h, h, attn, *opts)
+
+    def f_vjp(dy, h):
+        dq, dkv, dattn = _attend_vjp(dy, h, h, attn, *opts)
+        return dq + dkv, dattn, None
+
+    return f, f_vjp
+
+
+def _cross_attention(memory, attn, opts):
+    def f(h):
+        return _attend(h, memory, attn, *opts)
+
+    def f_vjp(dy, h):
+        dq, dmemory, dattn = _attend_vjp(dy, h, memory, attn, *opts)
+        return dq, dattn, dmemory
+
+    return f, f_vjp
+
+
+def _feed_forward(ffn, activation):
+    def f(h):
+        return store(feed_forward(h, *ffn, activation))
+
+    def f_vjp(dy, h):
+        dh, *dffn = feed_forward_vjp(dy, h, *ffn, activation)
+        return dh, dffn, None
+
+    return f, f_vjp
+
+
+def _encoder_stack(x, params, n_heads, key_mask, causal, activation, scale_rule):
+    _check("encoder_layer", x, params, N_ATTENTION + 2 + N_FFN + 2, activation)
+    attn, (g1, b1), ffn, (g2, b2) = _split(params, (N_ATTENTION, 2, N_FFN, 2))
+    e = x.shape[-1]
+    _ln_check("encoder_layer", e, g1, b1)
+    _ln_check("encoder_layer", e, g2, b2)
+    _ffn_check("encoder_layer", e, *ffn)
+    opts = (n_heads, key_mask, causal, scale_rule)
+    return [(*_self_attention(attn, opts), g1, b1), (*_feed_forward(ffn, activation), g2, b2)]
+
+
 def encoder_layer(
     x: np.ndarray,
     *params: np.ndarray,
@@ -150,20 +246,8 @@ def encoder_layer(
 ) -> np.ndarray:
     """Post-LN (the notes'): h' = LN1(x + MHA(x)), out = LN2(h' + FF(h')).
     Pre-LN (norm_first): h' = x + MHA(LN1(x)), out = h' + FF(LN2(h')). x (..., T, E)."""
-    _check("encoder_layer", x, params, N_ATTENTION + 2 + N_FFN + 2, activation)
-    attn, (g1, b1), ffn, (g2, b2) = _split(params, (N_ATTENTION, 2, N_FFN, 2))
-    e = x.shape[-1]
-    _ln_check("encoder_layer", e, g1, b1)
-    _ln_check("encoder_layer", e, g2, b2)
-    _ffn_check("encoder_layer", e, *ffn)
-    opts = (n_heads, key_mask, causal, scale_rule)
-    if norm_first:
-        n1 = store(layer_norm(x, g1, b1, eps))
-        h1 = store(x + _attend(n1, n1, attn, *opts))
-        n2 = store(layer_norm(h1, g2, b2, eps))
-        return h1 + store(feed_forward(n2, *ffn, activation))
-    h1 = store(layer_norm(store(x + _attend(x, x, attn, *opts)), g1, b1, eps))
-    return layer_norm(store(h1 + store(feed_forward(h1, *ffn, activation))), g2, b2, eps)
+    stack = _encoder_stack(x, params, n_heads, key_mask, causal, activation, scale_rule)
+    return _stack_forward(x, stack, eps, norm_first)[0]
 
 
 def encoder_layer_vjp(
@@ -179,33 +263,9 @@ def encoder_layer_vjp(
     scale_rule: str = "1/sqrt(d)",
 ) -> tuple[np.ndarray, ...]:
     """(dx, then one gradient per parameter in the order of encoder_layer)."""
-    _check("encoder_layer", x, params, N_ATTENTION + 2 + N_FFN + 2, activation)
-    attn, (g1, b1), ffn, (g2, b2) = _split(params, (N_ATTENTION, 2, N_FFN, 2))
-    opts = (n_heads, key_mask, causal, scale_rule)
-    if norm_first:
-        n1 = store(layer_norm(x, g1, b1, eps))
-        h1 = store(x + _attend(n1, n1, attn, *opts))
-        n2 = store(layer_norm(h1, g2, b2, eps))
-        # out = h1 + FF(n2)
-        dn2, *dffn = feed_forward_vjp(dout, n2, *ffn, activation)
-        dh1_ln, dg2, db2 = layer_norm_vjp(store(dn2), h1, g2, b2, eps)
-        dh1 = store(dout + store(dh1_ln))
-        # h1 = x + MHA(n1, n1)
-        dq, dkv, dattn = _attend_vjp(dh1, n1, n1, attn, *opts)
-        dx_ln, dg1, db1 = layer_norm_vjp(store(dq + dkv), x, g1, b1, eps)
-        return (dh1 + store(dx_ln), *dattn, dg1, db1, *dffn, dg2, db2)
-    z1 = store(x + _attend(x, x, attn, *opts))
-    h1 = store(layer_norm(z1, g1, b1, eps))
-    z2 = store(h1 + store(feed_forward(h1, *ffn, activation)))
-    # out = LN2(z2), z2 = h1 + FF(h1)
-    dz2, dg2, db2 = layer_norm_vjp(dout, z2, g2, b2, eps)
-    dz2 = store(dz2)
-    dh1_ff, *dffn = feed_forward_vjp(dz2, h1, *ffn, activation)
-    # h1 = LN1(z1), z1 = x + MHA(x, x)
-    dz1, dg1, db1 = layer_norm_vjp(store(dz2 + store(dh1_ff)), z1, g1, b1, eps)
-    dz1 = store(dz1)
-    dq, dkv, dattn = _attend_vjp(dz1, x, x, attn, *opts)
-    return (dz1 + store(dq + dkv), *dattn, dg1, db1, *dffn, dg2, db2)
+    stack = _encoder_stack(x, params, n_heads, key_mask, causal, activation, scale_rule)
+    dx, grads, _ = _stack_vjp(dout, x, stack, eps, norm_first)
+    return (dx, *grads)
 
 
 def pre_ln_encoder_layer(x: np.ndarray, *params: np.ndarray, **options) -> np.ndarray:
@@ -219,6 +279,27 @@ def pre_ln_encoder_layer_vjp(dout, x, *params, **options):
 
 
 N_DECODER = N_ATTENTION + 2 + N_ATTENTION + 2 + N_FFN + 2
+
+
+def _decoder_stack(y, memory, params, options):
+    n_heads, causal, tgt_key_mask, memory_key_mask, activation, scale_rule = options
+    _check("decoder_layer", y, params, N_DECODER, activation)
+    if memory.ndim < 2 or memory.shape[-1] != y.shape[-1]:
+        raise ValueError(f"decoder_layer: memory {memory.shape} must be (..., Tk, E={y.shape[-1]})")
+    sa, (g1, b1), ca, (g2, b2), ffn, (g3, b3) = _split(
+        params, (N_ATTENTION, 2, N_ATTENTION, 2, N_FFN, 2)
+    )
+    e = y.shape[-1]
+    for g, b in ((g1, b1), (g2, b2), (g3, b3)):
+        _ln_check("decoder_layer", e, g, b)
+    _ffn_check("decoder_layer", e, *ffn)
+    self_opts = (n_heads, tgt_key_mask, causal, scale_rule)
+    cross_opts = (n_heads, memory_key_mask, False, scale_rule)
+    return [
+        (*_self_attention(sa, self_opts), g1, b1),
+        (*_cross_attention(memory, ca, cross_opts), g2, b2),
+        (*_feed_forward(ffn, activation), g3, b3),
+    ]
 
 
 def decoder_layer(
@@ -237,28 +318,8 @@ def decoder_layer(
     """Post-LN: h1 = LN1(y + MaskedSelfAttn(y)), h2 = LN2(h1 + CrossAttn(h1, memory)),
     out = LN3(h2 + FF(h2)); pre-LN (norm_first) puts each LN on the sublayer's input instead.
     y (..., Tq, E) decoder tokens; memory (..., Tk, E) the encoder's output."""
-    _check("decoder_layer", y, params, N_DECODER, activation)
-    if memory.ndim < 2 or memory.shape[-1] != y.shape[-1]:
-        raise ValueError(f"decoder_layer: memory {memory.shape} must be (..., Tk, E={y.shape[-1]})")
-    sa, (g1, b1), ca, (g2, b2), ffn, (g3, b3) = _split(
-        params, (N_ATTENTION, 2, N_ATTENTION, 2, N_FFN, 2)
-    )
-    e = y.shape[-1]
-    for g, b in ((g1, b1), (g2, b2), (g3, b3)):
-        _ln_check("decoder_layer", e, g, b)
-    _ffn_check("decoder_layer", e, *ffn)
-    self_opts = (n_heads, tgt_key_mask, causal, scale_rule)
-    cross_opts = (n_heads, memory_key_mask, False, scale_rule)
-    if norm_first:
-        n1 = store(layer_norm(y, g1, b1, eps))
-        h1 = store(y + _attend(n1, n1, sa, *self_opts))
-        n2 = store(layer_norm(h1, g2, b2, eps))
-        h2 = store(h1 + _attend(n2, memory, ca, *cross_opts))
-        n3 = store(layer_norm(h2, g3, b3, eps))
-        return h2 + store(feed_forward(n3, *ffn, activation))
-    h1 = store(layer_norm(store(y + _attend(y, y, sa, *self_opts)), g1, b1, eps))
-    h2 = store(layer_norm(store(h1 + _attend(h1, memory, ca, *cross_opts)), g2, b2, eps))
-    return layer_norm(store(h2 + store(feed_forward(h2, *ffn, activation))), g3, b3, eps)
+    options = (n_heads, causal, tgt_key_mask, memory_key_mask, activation, scale_rule)
+    return _stack_forward(y, _decoder_stack(y, memory, params, options), eps, norm_first)[0]
 
 
 def decoder_layer_vjp(
@@ -276,42 +337,10 @@ def decoder_layer_vjp(
     scale_rule: str = "1/sqrt(d)",
 ) -> tuple[np.ndarray, ...]:
     """(dy, dmemory, then one gradient per parameter in the order of decoder_layer)."""
-    _check("decoder_layer", y, params, N_DECODER, activation)
-    sa, (g1, b1), ca, (g2, b2), ffn, (g3, b3) = _split(
-        params, (N_ATTENTION, 2, N_ATTENTION, 2, N_FFN, 2)
-    )
-    self_opts = (n_heads, tgt_key_mask, causal, scale_rule)
-    cross_opts = (n_heads, memory_key_mask, False, scale_rule)
-    if norm_first:
-        n1 = store(layer_norm(y, g1, b1, eps))
-        h1 = store(y + _attend(n1, n1, sa, *self_opts))
-        n2 = store(layer_norm(h1, g2, b2, eps))
-        h2 = store(h1 + _attend(n2, memory, ca, *cross_opts))
-        n3 = store(layer_norm(h2, g3, b3, eps))
-        dn3, *dffn = feed_forward_vjp(dout, n3, *ffn, activation)
-        dh2_ln, dg3, db3 = layer_norm_vjp(store(dn3), h2, g3, b3, eps)
-        dh2 = store(dout + store(dh2_ln))
-        dn2, dmemory, dca = _attend_vjp(dh2, n2, memory, ca, *cross_opts)
-        dh1_ln, dg2, db2 = layer_norm_vjp(store(dn2), h1, g2, b2, eps)
-        dh1 = store(dh2 + store(dh1_ln))
-        dq, dkv, dsa = _attend_vjp(dh1, n1, n1, sa, *self_opts)
-        dy_ln, dg1, db1 = layer_norm_vjp(store(dq + dkv), y, g1, b1, eps)
-        return (dh1 + store(dy_ln), dmemory, *dsa, dg1, db1, *dca, dg2, db2, *dffn, dg3, db3)
-    z1 = store(y + _attend(y, y, sa, *self_opts))
-    h1 = store(layer_norm(z1, g1, b1, eps))
-    z2 = store(h1 + _attend(h1, memory, ca, *cross_opts))
-    h2 = store(layer_norm(z2, g2, b2, eps))
-    z3 = store(h2 + store(feed_forward(h2, *ffn, activation)))
-    dz3, dg3, db3 = layer_norm_vjp(dout, z3, g3, b3, eps)
-    dz3 = store(dz3)
-    dh2_ff, *dffn = feed_forward_vjp(dz3, h2, *ffn, activation)
-    dz2, dg2, db2 = layer_norm_vjp(store(dz3 + store(dh2_ff)), z2, g2, b2, eps)
-    dz2 = store(dz2)
-    dh1_ca, dmemory, dca = _attend_vjp(dz2, h1, memory, ca, *cross_opts)
-    dz1, dg1, db1 = layer_norm_vjp(store(dz2 + store(dh1_ca)), z1, g1, b1, eps)
-    dz1 = store(dz1)
-    dq, dkv, dsa = _attend_vjp(dz1, y, y, sa, *self_opts)
-    return (dz1 + store(dq + dkv), dmemory, *dsa, dg1, db1, *dca, dg2, db2, *dffn, dg3, db3)
+    options = (n_heads, causal, tgt_key_mask, memory_key_mask, activation, scale_rule)
+    stack = _decoder_stack(y, memory, params, options)
+    dy, grads, (dmemory,) = _stack_vjp(dout, y, stack, eps, norm_first)
+    return (dy, dmemory, *grads)
 
 
 def pre_ln_decoder_layer(y: np.ndarray, memory: np.ndarray, *params, **options) -> np.ndarray:
