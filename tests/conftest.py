@@ -59,6 +59,19 @@ def run_suite(
     return SuiteRun(proc, folder)
 
 
+def reports_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m reports ...` as a user runs it; errors="surrogateescape" keeps hostile bytes
+    in the output readable for the assertions."""
+    return subprocess.run(
+        [sys.executable, "-m", "reports", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        errors="surrogateescape",
+        timeout=120,
+    )
+
+
 @pytest.fixture(autouse=True)
 def _no_reference_figures(monkeypatch: pytest.MonkeyPatch) -> None:
     """In-process reports leave out the figures drawn from the reference kernels: they take

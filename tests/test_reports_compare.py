@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +14,7 @@ from conformance.results import append_record, make_record, write_manifest
 from reports.__main__ import main
 from reports.compare import compare
 from reports.load import load_runs
+from tests.conftest import reports_cli
 from tests.fixtures.reports.html_check import parse_page
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -181,18 +180,10 @@ def test_cli_strict_exits_1_only_when_something_newly_fails(
     assert main(["compare", old, old, "--out", out, "--strict"]) == 0
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "reports", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 def test_cli_end_to_end(sides: tuple[Path, Path], tmp_path: Path) -> None:
-    proc = _cli("compare", str(sides[0]), str(sides[1]), "--out", str(tmp_path / "o"), "--strict")
+    proc = reports_cli(
+        "compare", str(sides[0]), str(sides[1]), "--out", str(tmp_path / "o"), "--strict"
+    )
     assert proc.returncode == 1, proc.stderr
     assert proc.stdout.splitlines()[-1] == f"compare: {tmp_path / 'o' / 'compare.html'}"
     assert "# nnspec comparison" in proc.stdout
@@ -210,7 +201,7 @@ def test_cli_one_line_errors(sides: tuple[Path, Path], tmp_path: Path, case: str
         new, named = str(tmp_path / "empty"), "empty"
     else:
         extra, named = ["--factor", "0.5"], "--factor"
-    proc = _cli("compare", old, new, "--out", str(tmp_path / "o"), *extra)
+    proc = reports_cli("compare", old, new, "--out", str(tmp_path / "o"), *extra)
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert proc.stderr.startswith("error:") and named in proc.stderr

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ import pytest
 
 from conformance.results import append_record, make_record, write_manifest
 from reports.safe_text import LIMIT, shorten, shown, visible
+from tests.conftest import reports_cli
 from tests.fixtures.reports.html_check import parse_page
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,17 +63,6 @@ def _results(folder: Path, *records: dict, torch: str = "2.14.1") -> Path:
     return folder
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "reports", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        errors="surrogateescape",
-        timeout=120,
-    )
-
-
 def _assert_shown_safely(text: str, where: str) -> None:
     for raw in RAW:
         assert raw not in text, (where, repr(raw[:10]))
@@ -90,7 +79,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.C
         _rec(status="error", check_id="attention/values/float64", dtype="float64"),
         _rec(adapter="mutant-" + EVIL),
     )
-    proc = _cli(str(results), "--out", str(root / "out"))
+    proc = reports_cli(str(results), "--out", str(root / "out"))
     assert proc.returncode == 0, proc.stderr[-2000:]
     return root / "out", proc
 
@@ -137,7 +126,7 @@ def test_compare(tmp_path: Path) -> None:
     old = _results(tmp_path / "old", _rec(status="pass", margin=0.1), torch="2.13")
     new = _results(tmp_path / "new", _rec(), _rec(check_id="softmax/x/float32"))
     out = tmp_path / "cmp"
-    proc = _cli("compare", str(old), str(new), "--out", str(out), "--strict")
+    proc = reports_cli("compare", str(old), str(new), "--out", str(out), "--strict")
     assert proc.returncode == 1, proc.stderr[-2000:]
     _assert_shown_safely(proc.stdout, "stdout")
     md = (out / "compare.md").read_text()
