@@ -17,12 +17,21 @@ from typing import Any
 
 import pytest
 
+try:
+    import resource
+except ImportError:  # not POSIX: no --memory-limit
+    resource = None
+
 from conformance import adapters as adapter_registry
 from conformance import profiles, results, selection
 from conformance.check import DEFAULT_CALL_TIMEOUT_S, CallTimeout, Check, CheckFailed, NotCovered
 
 DEFAULT_OUT = Path("nnspec-out") / "results"
 DEFAULT_REPORT = Path("nnspec-out") / "report"
+# Per test process. The suite's cases are small: a worker with torch, onnxruntime, timm and
+# transformers loaded stays under 1 GiB of data memory.
+DEFAULT_MEMORY_LIMIT_GIB = 8.0
+OUT_OF_MEMORY_EXIT = 75
 FILES_KEY = pytest.StashKey[dict]()  # {"xfails": [PatternFile], "skips": [PatternFile]}
 CHECK_KEY = pytest.StashKey[Check]()
 ADAPTERS_KEY = pytest.StashKey[list]()  # [(spec, adapter, unavailable reason or None)]
@@ -48,6 +57,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="SECONDS",
         help="limit on one adapter call; past it the check is an error row and the run goes "
         "on (default: %(default)s; 0 disables)",
+    )
+    group.addoption(
+        "--memory-limit",
+        type=float,
+        default=DEFAULT_MEMORY_LIMIT_GIB,
+        metavar="GIB",
+        help="limit on each test process's data memory (RLIMIT_DATA); an adapter that allocates "
+        "past it is an error row, and an xdist worker that hit it is replaced, its leaked memory "
+        "with it (default: %(default)s; 0 disables)",
     )
     group.addoption(
         "--results-dir",
@@ -132,9 +150,24 @@ def _is_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
 
 
+def _limit_memory(gib: float) -> None:
+    """RLIMIT_DATA bounds malloc and private mmap, so a leaking adapter gets a MemoryError (an
+    error row) long before the machine's OOM killer would take the run down. Inherited by the
+    xdist workers, which start after this."""
+    if not gib or gib <= 0 or resource is None or not hasattr(resource, "RLIMIT_DATA"):
+        return
+    limit = int(gib * 2**30)
+    soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    if soft == resource.RLIM_INFINITY or limit < soft:
+        resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     profiles.load_default(config)
+    _limit_memory(config.getoption("memory_limit"))
     try:
         config.stash[ADAPTERS_KEY] = _load_adapters(config)
         config.stash[FILES_KEY] = {
@@ -187,8 +220,10 @@ class _XdistHooks:
         node.workerinput["nnspec_results_dir"] = str(self.folder)
 
     def pytest_handlecrashitem(self, crashitem: str, report: Any, sched: Any) -> None:
-        # The worker died inside this check (segfault, os._exit, killed): nothing of it was
-        # written by the worker, so the controller writes the error row.
+        # The worker died inside this check (segfault, os._exit, killed): unless it wrote the
+        # row itself before leaving (out of memory), the controller writes the error row.
+        if any(r.get("case") == crashitem for r in results.iter_records(self.folder)):
+            return
         fields = _fields_from_nodeid(crashitem)
         results.append_record(
             self.folder / "results-controller.jsonl",
@@ -381,6 +416,15 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
             report.outcome = "failed"
             report.longrepr = message
         _write(item, check, status, message, report.duration)
+        if status == "error" and _is_worker(item.config) and _out_of_memory(call):
+            # What the adapter leaked may still be held (a cache, a global): this worker is
+            # spent. Its row is written; xdist starts a fresh worker for the remaining checks.
+            os._exit(OUT_OF_MEMORY_EXIT)
+
+
+def _out_of_memory(call: pytest.CallInfo) -> bool:
+    exc = call.excinfo.value if call.excinfo else None
+    return any(isinstance(e, MemoryError) for e in _leaves(exc))
 
 
 def _status(report: Any, call: pytest.CallInfo) -> tuple[str, str | None]:
@@ -407,6 +451,8 @@ def _status(report: Any, call: pytest.CallInfo) -> tuple[str, str | None]:
     if failed and len(failed) == len(leaves):
         return "fail", _message(failed[0])
     first = next(e for e in leaves if not isinstance(e, CheckFailed))
+    if isinstance(first, MemoryError):
+        return "error", f"out of memory (past --memory-limit): raised {_message(first)}"
     return "error", f"raised {_message(first)}"
 
 

@@ -23,6 +23,19 @@ def test_a_crashing_worker_becomes_an_error_row_and_the_run_goes_on(suite):
     assert run.rows("fault-crash", check_id="attention/values/float64")[0]["status"] == "pass"
 
 
+def test_a_leaking_adapter_becomes_an_error_row_and_the_run_goes_on(suite):
+    args = ("--adapter", f"{F}:LeaksMemory", "--memory-limit", "2", "-n", "2")
+    run = suite(*args, "-k", "test_values", timeout=600)
+    leaked = run.rows("fault-leak", stem="softmax", status="error")
+    assert leaked, run.output[-3000:]
+    assert all("out of memory" in r["message"] for r in leaked), leaked
+    # One row per check: the worker wrote it before leaving, the controller added none.
+    cases = [r["case"] for r in run.rows("fault-leak")]
+    assert len(cases) == len(set(cases))
+    # The worker was replaced and the other checks ran: attention never leaks.
+    assert run.rows("fault-leak", check_id="attention/values/float64")[0]["status"] == "pass"
+
+
 def test_sigterm_closes_the_run_as_interrupted_with_a_report(tmp_path):
     folder, report = tmp_path / "results", tmp_path / "report"
     cmd = [

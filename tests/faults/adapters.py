@@ -88,3 +88,17 @@ class Crashes(NumpyReference):
         import os
 
         os._exit(139)
+
+
+class LeaksMemory(NumpyReference):
+    """Keeps every buffer it allocates, as a cache that never evicts would: run with a small
+    --memory-limit, it must become an error row while the run goes on."""
+
+    name = "fault-leak"
+
+    def __init__(self) -> None:
+        self.kept: list = []
+
+    def softmax(self, x, axis=-1):
+        while True:
+            self.kept.append(np.ones(2**25))  # 256 MiB at a time
