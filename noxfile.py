@@ -127,9 +127,14 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def report(session: nox.Session) -> None:
-    """Rebuild one report from results folders (default: every run under nnspec-out/results)."""
+    """Rebuild one report from results folders (default: every run under nnspec-out/results).
+    Arguments after -- go to `python -m reports` as given (folders, --out, --strict)."""
     install(session, "core")
-    folders = session.posargs or sorted(str(p) for p in (OUT / "results").glob("*") if p.is_dir())
-    if not folders:
-        session.error(f"no results folders under {OUT / 'results'}: run `nox -s conformance`")
-    session.run("python", "-m", "reports", *folders, "--out", str(OUT / "report"))
+    args = list(session.posargs)
+    if not args:
+        args = sorted(str(p) for p in (OUT / "results").glob("*") if p.is_dir())
+        if not args:
+            session.error(f"no results folders under {OUT / 'results'}: run `nox -s conformance`")
+    if "--out" not in args:
+        args += ["--out", str(OUT / "report")]
+    session.run("python", "-m", "reports", *args)

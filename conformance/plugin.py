@@ -241,6 +241,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
     if _is_worker(config) or not hasattr(config, "nnspec_started"):
         return
+    if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED and config.getoption("shard"):
+        # A small selection split N ways can leave a part empty: that part of a CI matrix
+        # succeeded, it must not fail the job.
+        session.exitstatus = exitstatus = pytest.ExitCode.OK
     manifest = _manifest(config)
     manifest["finished"] = dt.datetime.now(dt.UTC).isoformat()
     manifest["exitstatus"] = int(exitstatus)
