@@ -52,6 +52,9 @@ def conformance(session: nox.Session) -> None:
         str(results),
         "--timeout=900",  # whole-check backstop; --call-timeout (60 s) limits one adapter call
         "--timeout-method=thread",  # SIGALRM belongs to --call-timeout
+        # Short summary: failures and errors only; xfails and skips (thousands of rows, each
+        # with its reason) are in the summary table and the report.
+        "-rfE",
         *workers(args),
         *args,
         "--report-dir",
@@ -98,6 +101,11 @@ def bench(session: nox.Session) -> None:
     """Reference kernels vs torch float64 and onnx.reference at typical sizes: a ratio table."""
     install(session, "core", "adapters", "bench")
     out = OUT / "bench"
+    out.mkdir(parents=True, exist_ok=True)  # pytest-benchmark does not create it
+    # One BLAS / torch thread each unless NNSPEC_BENCH_THREADS says otherwise (benchmarks/
+    # conftest.py): like against like, and stable on a shared machine.
+    threads = os.environ.get("NNSPEC_BENCH_THREADS", "1")
+    env = {k: threads for k in ("NNSPEC_BENCH_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
     session.run(
         "python",
         "-m",
@@ -105,16 +113,15 @@ def bench(session: nox.Session) -> None:
         "benchmarks",
         "-p",
         "no:xdist",
+        "-p",
+        "no:cacheprovider",
         f"--benchmark-json={out / 'bench.json'}",
         *session.posargs,
+        env=env,
     )
+    # ratios.md / ratios.json / bench_ratios.png, and the attention scaling (N = 1024, 4096)
     session.run(
-        "python",
-        "-m",
-        "benchmarks.ratios",
-        str(out / "bench.json"),
-        "--out",
-        str(out / "ratios.md"),
+        "python", "-m", "benchmarks.ratios", str(out / "bench.json"), "--out-dir", str(out), env=env
     )
 
 
