@@ -15,7 +15,14 @@ import numpy as np
 import pytest
 
 from conformance import tolerance
-from conformance.adapters.base import Adapter, Unsupported, call_vjp, covers, covers_vjp
+from conformance.adapters.base import (
+    Adapter,
+    Unsupported,
+    call_vjp,
+    covers,
+    covers_vjp,
+    refused_options,
+)
 from conformance.ops import OPS
 from conformance.variants import alternatives, reference_options
 
@@ -107,11 +114,17 @@ class Check:
         if op not in self.ops:
             self.ops.append(op)
 
+    def _accepts(self, op: str, options: dict[str, Any]) -> None:
+        refused = refused_options(self.adapter, op, options)
+        if refused:
+            raise NotCovered(f"{self.adapter.name}.{op} takes no option {', '.join(refused)}")
+
     def run(self, op: str, *args: Any, **kwargs: Any) -> tuple[np.ndarray, ...]:
         """The adapter's outputs for op, validated against the reference's structure, as float64."""
         self._note(op)
         if not covers(self.adapter, op):
             raise NotCovered(f"{self.adapter.name} has no {op!r}")
+        self._accepts(op, kwargs)
         expected = tolerance.truth(OPS[op].forward, args, {**kwargs, **self._options(op)})
         a, k = tolerance.rounded_inputs(args, kwargs, self.dtype)
         try:
@@ -125,6 +138,7 @@ class Check:
         self._note(f"{op}_vjp")
         if not covers_vjp(self.adapter, op) or OPS[op].vjp is None:
             raise NotCovered(f"{self.adapter.name} has no gradient for {op!r}")
+        self._accepts(op, kwargs)
         full = (cotangent, *args)
         expected = tolerance.truth(OPS[op].vjp, full, {**kwargs, **self._options(op)})
         a, k = tolerance.rounded_inputs(full, kwargs, self.dtype)

@@ -217,3 +217,51 @@ def test_mha_causal_ignores_future(impl, case, data):
     b2 = impl.baseline("mha", x2, x2, *params, **options)
     keep = (..., slice(0, t + 1), slice(None))
     impl.relation("rows <= i after changing later tokens", out2[keep], out[keep], b2[keep], b[keep])
+
+
+# -- additive bias: torch's and ONNX's float attn_mask, ALiBi, relative position bias -----------
+
+
+def _bias(case, shape: tuple[int, ...]) -> np.ndarray:
+    # Scores are O(1): a bias of the same size moves the weights substantially.
+    return normal(case.seed + 10, shape, 1.5)
+
+
+@given(case=attention_cases(), per_row=st.booleans())
+def test_attn_bias(impl, case, per_row):
+    # softmax(q k^T / sqrt(d) + bias) v; per_row=False draws one bias for every batch element.
+    shape = (*case.batch, case.tq, case.tk) if per_row else (case.tq, case.tk)
+    q, k, v = case.qkv()
+    impl.compare("sdpa", q, k, v, mask=case.attn_mask(), attn_bias=_bias(case, shape))
+
+
+@given(case=mha_cases(), per_head=st.booleans())
+def test_mha_attn_bias(impl, case, per_head):
+    # One bias shared by every head, or one per head (Swin's relative position bias).
+    shape = (*case.batch, case.n_heads, case.tq, case.tk) if per_head else (case.tq, case.tk)
+    options = {**case.options(), "attn_bias": _bias(case, shape)}
+    impl.compare("mha", *case.x(), *case.params(), **options)
+
+
+@given(case=mha_cases())
+def test_mha_attn_bias_vjp(impl, case):
+    x_q, x_kv = case.x()
+    dout = normal(case.seed + 5, (*case.batch, case.tq, case.e))
+    options = {**case.options(), "attn_bias": _bias(case, (case.tq, case.tk))}
+    impl.compare_vjp("mha", dout, x_q, x_kv, *case.params(), **options)
+
+
+@given(case=mha_cases(masks=("random",)))
+def test_mha_minus_inf_bias_is_a_false_mask(impl, case):
+    # The two mask kinds mean opposite things for the same numbers: a boolean mask lets its
+    # True keys through, a float mask is added to the scores. A float mask of 0 where the
+    # boolean one is True and -inf where it is False hides the same keys.
+    x_q, x_kv, *params = _mha_inputs(impl, case)
+    options = case.options()
+    # (..., 1, Tq, Tk): a bias has a heads axis, the boolean mask does not.
+    as_bias = np.where(options.pop("mask"), 0.0, -np.inf)[..., None, :, :]
+    (out,) = impl.run("mha", x_q, x_kv, *params, **options, mask=case.masks()["mask"])
+    (out_f,) = impl.run("mha", x_q, x_kv, *params, **options, attn_bias=as_bias)
+    b = impl.baseline("mha", x_q, x_kv, *params, **options, mask=case.masks()["mask"])
+    b_f = impl.baseline("mha", x_q, x_kv, *params, **options, attn_bias=as_bias)
+    impl.relation("float 0/-inf mask vs boolean mask", out_f, out, b_f, b)

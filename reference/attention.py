@@ -3,6 +3,10 @@
 Shapes: q (..., Tq, dk), k (..., Tk, dk), v (..., Tk, dv); leading dims are batch (and heads).
 mask: boolean, broadcastable to (..., Tq, Tk), True where query i MAY attend to key j (the
 polarity of torch SDPA and ONNX Attention). causal: key j > i is hidden from query i.
+attn_bias: float, broadcastable to (..., Tq, Tk), added to the scaled scores before the softmax
+(ALiBi, relative position bias, torch's and ONNX's float attn_mask); -inf hides a key exactly
+as mask=False does. The two mask kinds mean opposite things for the same numbers: a boolean 1
+lets a key through, a float 1 only raises its score.
 
 Keyword options are the declared variants (conformance/variants.py):
   scale_rule        "1/sqrt(d)" (Vaswani et al.) or "1/d" (muP-style)
@@ -26,7 +30,12 @@ def _scale(dk: int, dtype: np.dtype, scale_rule: str) -> np.ndarray:
 
 
 def visible(
-    tq: int, tk: int, mask: np.ndarray | None, causal: bool, causal_alignment: str = "top_left"
+    tq: int,
+    tk: int,
+    mask: np.ndarray | None,
+    causal: bool,
+    causal_alignment: str = "top_left",
+    attn_bias: np.ndarray | None = None,
 ) -> np.ndarray:
     """Boolean (..., Tq, Tk): True where query i attends to key j."""
     allowed = np.ones((tq, tk), dtype=bool)
@@ -37,6 +46,8 @@ def visible(
         allowed = j <= i + offset
     if mask is not None:
         allowed = allowed & mask
+    if attn_bias is not None:
+        allowed = allowed & ~np.isneginf(attn_bias)
     return allowed
 
 
@@ -48,11 +59,15 @@ def attention_weights(
     scale_rule: str = "1/sqrt(d)",
     masked_rows: str = "zeros",
     causal_alignment: str = "top_left",
+    attn_bias: np.ndarray | None = None,
 ) -> np.ndarray:
-    """alpha = softmax over visible keys of q k^T * scale; (..., Tq, Tk)."""
+    """alpha = softmax over visible keys of q k^T * scale (+ attn_bias); (..., Tq, Tk)."""
     tq, tk = q.shape[-2], k.shape[-2]
     scores = mm(q, T(k)) * _scale(q.shape[-1], q.dtype, scale_rule)
-    allowed = np.broadcast_to(visible(tq, tk, mask, causal, causal_alignment), scores.shape)
+    if attn_bias is not None:  # -inf entries hide their key (visible), the rest shift scores
+        scores = scores + np.where(np.isneginf(attn_bias), 0, attn_bias).astype(scores.dtype)
+    allowed = visible(tq, tk, mask, causal, causal_alignment, attn_bias)
+    allowed = np.broadcast_to(allowed, scores.shape)
     any_visible = allowed.any(axis=-1, keepdims=True)  # (..., Tq, 1)
     # Max over visible keys only; a row with none gets 0 so that no -inf - -inf appears.
     row_max = np.where(allowed, scores, -np.inf).max(axis=-1, keepdims=True)
@@ -73,10 +88,11 @@ def sdpa(
     v: np.ndarray,
     mask: np.ndarray | None = None,
     causal: bool = False,
+    attn_bias: np.ndarray | None = None,
     **variants: str,
 ) -> np.ndarray:
-    """Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k)) V; (..., Tq, dv)."""
-    return mm(attention_weights(q, k, mask, causal, **variants), v)
+    """Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k) + attn_bias) V; (..., Tq, dv)."""
+    return mm(attention_weights(q, k, mask, causal, attn_bias=attn_bias, **variants), v)
 
 
 def sdpa_vjp(
@@ -89,9 +105,13 @@ def sdpa_vjp(
     scale_rule: str = "1/sqrt(d)",
     masked_rows: str = "zeros",
     causal_alignment: str = "top_left",
+    attn_bias: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(dq, dk, dv) for out = alpha v with alpha = softmax(s), s = q k^T * scale."""
-    alpha = attention_weights(q, k, mask, causal, scale_rule, masked_rows, causal_alignment)
+    """(dq, dk, dv) for out = alpha v with alpha = softmax(s), s = q k^T * scale + attn_bias.
+    attn_bias is an option, not an input: it gets no gradient."""
+    alpha = attention_weights(
+        q, k, mask, causal, scale_rule, masked_rows, causal_alignment, attn_bias
+    )
     scale = _scale(q.shape[-1], q.dtype, scale_rule)
     dv = mm(T(alpha), dout)  # (..., Tk, dv)
     dalpha = mm(dout, T(v))  # (..., Tq, Tk)
@@ -106,7 +126,8 @@ def sdpa_vjp(
     ds = alpha * (dalpha - (dout * out).sum(axis=-1, keepdims=True))
     if masked_rows != "nan":
         tq, tk = q.shape[-2], k.shape[-2]
-        any_visible = visible(tq, tk, mask, causal, causal_alignment).any(axis=-1, keepdims=True)
+        allowed = visible(tq, tk, mask, causal, causal_alignment, attn_bias)
+        any_visible = allowed.any(axis=-1, keepdims=True)
         ds = np.where(any_visible, ds, 0).astype(ds.dtype)
     dq = mm(ds, k) * scale  # (..., Tq, dk)
     dk = mm(T(ds), q) * scale  # (..., Tk, dk)
@@ -184,6 +205,20 @@ def check_mha_shapes(x_q, x_kv, W_Q, W_K, W_V, W_O, b_q, b_v, b_o, n_heads, mask
         ) from None
 
 
+def check_attn_bias(where: str, attn_bias, x_q, x_kv, n_heads: int) -> None:
+    if attn_bias is None:
+        return
+    lead = np.broadcast_shapes(x_q.shape[:-2], x_kv.shape[:-2])
+    target = (*lead, n_heads, x_q.shape[-2], x_kv.shape[-2])
+    try:
+        np.broadcast_shapes(np.shape(attn_bias), target)
+    except ValueError:
+        raise ValueError(
+            f"{where}: attn_bias {np.shape(attn_bias)} does not broadcast to "
+            f"(..., H, Tq, Tk) = {target}"
+        ) from None
+
+
 def mha_visible(mask: np.ndarray | None, key_mask: np.ndarray | None) -> np.ndarray | None:
     """The boolean (..., 1, Tq|1, Tk) mask every head uses: mask and key_mask combined."""
     if mask is None and key_mask is None:
@@ -220,10 +255,13 @@ def mha(
     key_mask: np.ndarray | None = None,
     causal: bool = False,
     b_k: np.ndarray | None = None,
+    attn_bias: np.ndarray | None = None,
     **variants: str,
 ) -> np.ndarray:
-    """MultiHead(x_q, x_kv) = concat_h(Attention(Q_h, K_h, V_h)) W_O + b_o; (..., Tq, E_out)."""
+    """MultiHead(x_q, x_kv) = concat_h(Attention(Q_h, K_h, V_h)) W_O + b_o; (..., Tq, E_out).
+    attn_bias broadcasts to (..., H, Tq, Tk): one bias for all heads, or one per head."""
     check_mha_shapes(x_q, x_kv, W_Q, W_K, W_V, W_O, b_q, b_v, b_o, n_heads, mask, key_mask, b_k)
+    check_attn_bias("mha", attn_bias, x_q, x_kv, n_heads)
     q, k, v = _projections(x_q, x_kv, W_Q, W_K, W_V, b_q, b_v, b_k)
     heads = sdpa(
         split_heads(q, n_heads),  # (..., H, Tq, d_h)
@@ -231,6 +269,7 @@ def mha(
         split_heads(v, n_heads),
         mask=mha_visible(mask, key_mask),
         causal=causal,
+        attn_bias=attn_bias,
         **variants,
     )
     concat = store(merge_heads(heads))  # (..., Tq, E)
@@ -258,21 +297,31 @@ def mha_vjp(
     key_mask: np.ndarray | None = None,
     causal: bool = False,
     b_k: np.ndarray | None = None,
+    attn_bias: np.ndarray | None = None,
     **variants: str,
 ) -> tuple[np.ndarray, ...]:
-    """(dx_q, dx_kv, dW_Q, dW_K, dW_V, dW_O, db_q, db_v, db_o); b_k has none (see above)."""
+    """(dx_q, dx_kv, dW_Q, dW_K, dW_V, dW_O, db_q, db_v, db_o); b_k and attn_bias have none."""
     check_mha_shapes(x_q, x_kv, W_Q, W_K, W_V, W_O, b_q, b_v, b_o, n_heads, mask, key_mask, b_k)
+    check_attn_bias("mha", attn_bias, x_q, x_kv, n_heads)
     q, k, v = _projections(x_q, x_kv, W_Q, W_K, W_V, b_q, b_v, b_k)
     qh, kh, vh = (split_heads(a, n_heads) for a in (q, k, v))
     visible_heads = mha_visible(mask, key_mask)
-    concat = store(merge_heads(sdpa(qh, kh, vh, mask=visible_heads, causal=causal, **variants)))
+    heads = sdpa(qh, kh, vh, visible_heads, causal, attn_bias=attn_bias, **variants)
+    concat = store(merge_heads(heads))
     # out = concat W_O + b_o
     dW_O = sum_to(mm(T(concat), dout), 2)  # (E, E_out)
     db_o = sum_to(dout, 1)
     # Gradients handed from one kernel to the next are kept in memory too: stored.
     dconcat = store(mm(dout, T(W_O)))  # (..., Tq, E)
     dqh, dkh, dvh = sdpa_vjp(
-        split_heads(dconcat, n_heads), qh, kh, vh, visible_heads, causal, **variants
+        split_heads(dconcat, n_heads),
+        qh,
+        kh,
+        vh,
+        visible_heads,
+        causal,
+        **variants,
+        attn_bias=attn_bias,
     )
     dq, dk, dv = (store(merge_heads(g)) for g in (dqh, dkh, dvh))  # (..., T, E)
     # q = x_q W_Q + b_q; k, v likewise from x_kv

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conformance.adapters import AdapterLoadError, load
+from conformance.adapters.base import refused_options
 
 F = "tests/faults/adapters.py"
 
@@ -78,3 +79,18 @@ def test_a_hanging_op_becomes_a_timeout_error_row(suite):
     assert len(rows) == 1 and rows[0]["status"] == "error", run.output[-2000:]
     assert rows[0]["message"].startswith("timeout")
     assert run.rows("fault-hangs", check_id="attention/values/float64")[0]["status"] == "pass"
+
+
+def test_options_an_op_does_not_declare_are_refused_not_passed():
+    # An option newer than an adapter makes the check "not covered", not a TypeError.
+    class Old:
+        def mha(self, x_q, x_kv, *params, n_heads=1, mask=None):
+            return x_q
+
+        def anything(self, x, **options):
+            return x
+
+    assert refused_options(Old(), "mha", {"n_heads": 2, "attn_bias": 0, "mask": None}) == [
+        "attn_bias"
+    ]
+    assert refused_options(Old(), "anything", {"attn_bias": 0}) == []

@@ -18,6 +18,8 @@ returns the gradients of the float inputs, or a generic `vjp(op, cotangent, *inp
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 DTYPES = ("float64", "float32", "float16", "bfloat16")
@@ -43,6 +45,20 @@ class Adapter:
 
 def covers(adapter: Adapter, op: str) -> bool:
     return callable(getattr(adapter, op, None))
+
+
+def refused_options(adapter: Adapter, op: str, options: Mapping[str, Any]) -> list[str]:
+    """The keyword options that the adapter's op does not declare (no parameter of that name
+    and no **kwargs): an option newer than the adapter makes the check "not covered" instead of
+    a TypeError inside the call."""
+    try:
+        params = inspect.signature(getattr(adapter, op)).parameters.values()
+    except (AttributeError, TypeError, ValueError):  # no signature to read: let the call tell
+        return []
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return []
+    names = {p.name for p in params if p.kind is not inspect.Parameter.VAR_POSITIONAL}
+    return [k for k in options if k not in names]
 
 
 def covers_vjp(adapter: Adapter, op: str) -> bool:

@@ -27,9 +27,19 @@ def _log_softmax(x, axis=-1):
     return torch.log_softmax(x, dim=axis)
 
 
-def _sdpa(q, k, v, mask=None, causal=False):
+def _sdpa(q, k, v, mask=None, causal=False, attn_bias=None):
     import torch
     from torch.nn.functional import scaled_dot_product_attention
+
+    if attn_bias is not None:  # torch adds a float attn_mask to the scores
+        allowed = mask
+        if causal:
+            tril = torch.ones(q.shape[-2], k.shape[-2], dtype=torch.bool, device=q.device).tril()
+            allowed = tril if allowed is None else allowed & tril
+        bias = attn_bias.to(q.dtype)
+        if allowed is not None:
+            bias = bias.masked_fill(~allowed, float("-inf"))
+        return scaled_dot_product_attention(q, k, v, attn_mask=bias)
 
     if mask is not None and causal:
         # torch refuses attn_mask together with is_causal; its is_causal is top-left aligned.

@@ -127,6 +127,19 @@ def _torch_masks(mask, key_mask, causal: bool, batch, n_heads: int, tq: int, tk:
     return attn_mask, key_padding_mask
 
 
+def _float_masks(attn_bias, attn_mask, key_padding_mask, batch, n_heads, tq, tk, dtype):
+    """A float attn_mask is added to the scores (the opposite of a boolean one, which hides the
+    True entries); torch wants both masks float when one is: hidden entries become -inf."""
+    lead = math.prod(batch)
+    bias = attn_bias.to(dtype).expand(*batch, n_heads, tq, tk).reshape(lead * n_heads, tq, tk)
+    if attn_mask is not None:
+        bias = bias.masked_fill(attn_mask, float("-inf"))
+    if key_padding_mask is not None:
+        zeros = key_padding_mask.new_zeros(key_padding_mask.shape, dtype=dtype)
+        key_padding_mask = zeros.masked_fill(key_padding_mask, float("-inf"))
+    return bias, key_padding_mask
+
+
 def _mha_module(e: int, e_kv: int, n_heads: int, dtype, device):
     import torch
 
@@ -155,6 +168,7 @@ def mha(
     key_mask=None,
     causal=False,
     b_k=None,
+    attn_bias=None,
 ):
     from torch.func import functional_call
 
@@ -169,6 +183,10 @@ def mha(
     attn_mask, key_padding_mask = _torch_masks(
         mask, key_mask, causal, batch, n_heads, tq, tk, x_q.device
     )
+    if attn_bias is not None:
+        attn_mask, key_padding_mask = _float_masks(
+            attn_bias, attn_mask, key_padding_mask, batch, n_heads, tq, tk, x_q.dtype
+        )
     query = _fold(x_q, batch, (tq, x_q.shape[-1]))
     key = query if _same(x_q, x_kv) else _fold(x_kv, batch, (tk, e_kv))  # fast path eligible
     out, _ = functional_call(

@@ -33,6 +33,9 @@ MUTANTS: dict[str, Mutant] = {
     # linear attention
     "attention-mha-heads-wrong-axis": Mutant("tests/mutants/mha.py:HeadsWrongAxis", "attention"),
     "attention-mha-key-mask-inverted": Mutant("tests/mutants/mha.py:KeyMaskInverted", "attention"),
+    "attention-float-mask-as-boolean": Mutant(
+        "tests/mutants/mha.py:FloatMaskAsBoolean", "attention"
+    ),
     "positional-sin-cos-swapped": Mutant("tests/mutants/positional.py:SinCosSwapped", "positional"),
     "positional-frequency-wrong-index": Mutant(
         "tests/mutants/positional.py:FrequencyWrongIndex", "positional"

@@ -40,3 +40,18 @@ class KeyMaskInverted(NumpyReference):
     def mha(self, *args, key_mask=None, **options):
         inverted = None if key_mask is None else ~np.asarray(key_mask, dtype=bool)
         return attention.mha(*args, key_mask=inverted, **options)
+
+
+class FloatMaskAsBoolean(NumpyReference):
+    """A float attn_mask (added to the scores) read as a boolean one (True = may attend): every
+    nonzero bias lets its key through and the bias itself is dropped, the bug of passing a
+    float mask to an API that expects a boolean one."""
+
+    name = "mutant-attention-float-mask-as-boolean"
+
+    def mha(self, *args, attn_bias=None, mask=None, **options):
+        if attn_bias is not None:
+            as_bool = np.broadcast_to(np.asarray(attn_bias) != 0, np.shape(attn_bias))
+            as_bool = as_bool.all(axis=-3) if as_bool.ndim >= 3 else as_bool  # one for all heads
+            mask = as_bool if mask is None else mask & as_bool
+        return attention.mha(*args, mask=mask, **options)

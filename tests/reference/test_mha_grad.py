@@ -40,6 +40,46 @@ def test_vjp(n_heads, masks, causal):
         check_gradient_entries(f, f_vjp, args)
 
 
+@pytest.mark.parametrize("per_head", [False, True])
+def test_vjp_with_additive_bias(per_head):
+    args = _inputs()
+    rng = np.random.default_rng(2)
+    bias = rng.standard_normal((2, 3, 3, 4) if per_head else (3, 4))
+    bias[..., 1, 2] = -np.inf  # a hidden key
+    options = {"n_heads": 3, "attn_bias": bias}
+    check_vjp(
+        lambda *a: attention.mha(*a, **options),
+        lambda d, *a: attention.mha_vjp(d, *a, **options),
+        args,
+    )
+
+
+def test_minus_inf_bias_is_a_false_mask_and_a_float_bias_shifts_scores():
+    # The same numbers mean opposite things: a boolean mask lets True keys through, a float
+    # bias adds to the scores (-inf hides the key).
+    args = _inputs()
+    mask = np.random.default_rng(3).random((3, 4)) < 0.6
+    mask[:, 0] = True
+    as_bias = np.where(mask, 0.0, -np.inf)
+    np.testing.assert_array_equal(
+        attention.mha(*args, n_heads=2, mask=mask),
+        attention.mha(*args, n_heads=2, attn_bias=as_bias),
+    )
+    # A constant bias per query row changes nothing (softmax is shift invariant); one per key
+    # changes the output.
+    row = np.random.default_rng(4).standard_normal((3, 1))
+    np.testing.assert_allclose(
+        attention.mha(*args, n_heads=2, attn_bias=row), attention.mha(*args, n_heads=2)
+    )
+    key = np.array([0.0, 3.0, 0.0, 0.0])
+    assert not np.allclose(attention.mha(*args, n_heads=2, attn_bias=key), attention.mha(*args))
+
+
+def test_bias_that_does_not_broadcast_is_one_error():
+    with pytest.raises(ValueError, match=r"attn_bias \(5, 4\) does not broadcast"):
+        attention.mha(*_inputs(), n_heads=2, attn_bias=np.zeros((5, 4)))
+
+
 def test_vjp_broadcast_batch():
     # x_kv shared by every batch element (no batch dims): its gradient is summed over them.
     args = _inputs()
