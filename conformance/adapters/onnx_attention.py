@@ -53,6 +53,7 @@ REFERENCE_XFAILS: dict[str, str] = {
 RUNTIME_XFAILS: dict[str, str] = {
     "attention/mha_values/float64": _ATTENTION_F64,
     "attention/mha_self_attention/float64": _ATTENTION_F64,
+    "attention/mha_attn_bias/float64": _ATTENTION_F64,
     "transformer/encoder_values/float64": _ATTENTION_F64,
     "transformer/pre_ln_values/float64": _ATTENTION_F64,
 }
@@ -108,16 +109,21 @@ def _mask_input(name: str = "mask") -> Any:
     return helper.make_tensor_value_info(name, TensorProto.BOOL, ["B", 1, "Tq", "Tk"])
 
 
-def mha_graph(dtype: str, n_heads: int, masked: bool):
+def mha_graph(dtype: str, n_heads: int, masked: bool, float_mask: bool = False):
+    """float_mask: the attn_mask input is in the graph's dtype, (B, H|1, Tq, Tk), and Attention
+    adds it to the scores (a boolean one selects the keys that take part)."""
     from conformance.adapters import onnx_graphs
 
-    nodes = _attention_nodes("", "x_q", "x_kv", "y", n_heads, "mask" if masked else None)
+    mask = "mask" if masked or float_mask else None
+    nodes = _attention_nodes("", "x_q", "x_kv", "y", n_heads, mask)
     inputs = [
         _value("x_q", dtype, ["B", "Tq", "Eq"]),
         _value("x_kv", dtype, ["B", "Tk", "Ekv"]),
         *_attention_inputs("", dtype, "Eq", "Ekv", "E", "Eout"),
     ]
-    if masked:
+    if float_mask:
+        inputs.append(_value("mask", dtype, ["B", "H", "Tq", "Tk"]))
+    elif masked:
         inputs.append(_mask_input())
     outputs = [_value("y", dtype, ["B", "Tq", "Eout"])]
     return onnx_graphs._model(nodes, inputs, outputs, ATTENTION_OPSET, "mha")
@@ -269,7 +275,7 @@ class OnnxAttentionMixin:
         return self._fold(allowed, batch, (tq, tk))[:, None]
 
     def mha(self, x_q, x_kv, W_Q, W_K, W_V, W_O, b_q, b_v, b_o, n_heads=1, mask=None,
-            key_mask=None, causal=False, b_k=None):  # fmt: skip
+            key_mask=None, causal=False, b_k=None, attn_bias=None):  # fmt: skip
         from conformance.adapters import onnx_graphs
 
         dtype = onnx_graphs._dtype_name(x_q, x_kv, W_Q, W_K, W_V, W_O, b_q, b_v, b_o)
@@ -285,11 +291,17 @@ class OnnxAttentionMixin:
             "W_Q": W_Q, "W_K": W_K, "W_V": W_V, "W_O": W_O, "b_q": b_q, "b_v": b_v, "b_o": b_o,
             "b_k": np.zeros_like(b_q) if b_k is None else b_k,
         }  # fmt: skip
-        if allowed is not None:
+        if attn_bias is not None:  # one float mask: the bias, -inf where a key is hidden
+            bias = self._fold(attn_bias, batch, (n_heads, tq, tk)).astype(x_q.dtype)
+            if allowed is not None:
+                bias = np.where(allowed, bias, -np.inf).astype(x_q.dtype)
+            feeds["mask"] = bias
+        elif allowed is not None:
             feeds["mask"] = allowed
-        key = ("mha", dtype, n_heads, allowed is not None)
+        masked, float_mask = allowed is not None, attn_bias is not None
+        key = ("mha", dtype, n_heads, masked, float_mask)
         out = self._run_attention_graph(
-            key, lambda: mha_graph(dtype, n_heads, allowed is not None), feeds
+            key, lambda: mha_graph(dtype, n_heads, masked, float_mask), feeds
         )
         return out.reshape(*batch, tq, out.shape[-1])
 
