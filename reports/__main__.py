@@ -12,13 +12,13 @@ from tabulate import tabulate
 
 from reports.load import ReportError, load_runs, load_trace
 from reports.safe_text import shown, visible
-from reports.summarize import STATUS_TITLES, fmt_margin
+from reports.summarize import STATUS_TITLES, SUMMARY_COLUMNS, fmt_margin
 from reports.writer import write_report
 
 
 def console_summary(data: dict[str, Any]) -> str:
     """The short text shown after a run: component x adapter counts, then the runs."""
-    headers = ["component", "adapter", *STATUS_TITLES.values(), "worst margin"]
+    headers = list(SUMMARY_COLUMNS)
     rows = [
         [
             shown(r["stem"]),

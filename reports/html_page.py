@@ -17,8 +17,10 @@ from typing import Any
 from reports.safe_text import shown
 from reports.summarize import (
     FAILURE_COLUMNS,
+    MATRIX_COLUMNS,
     MISSING,
     STATUS_TITLES,
+    SUMMARY_COLUMNS,
     flatten,
     fmt_counts,
     fmt_margin,
@@ -112,7 +114,7 @@ def runs_metadata(data: Mapping[str, Any]) -> Markup:
 
 
 def summary(data: Mapping[str, Any]) -> Markup:
-    headers = ["component", "adapter", *STATUS_TITLES.values(), "worst margin"]
+    headers = list(SUMMARY_COLUMNS)
     rows = [
         [
             r["stem"],
@@ -126,14 +128,7 @@ def summary(data: Mapping[str, Any]) -> Markup:
 
 
 def matrix(data: Mapping[str, Any]) -> Markup:
-    headers = [
-        "component",
-        "adapter",
-        "dtype",
-        *STATUS_TITLES.values(),
-        "worst margin",
-        "variants / diagnosis",
-    ]
+    headers = list(MATRIX_COLUMNS)
     rows = [
         [
             r["stem"],

@@ -12,8 +12,10 @@ from tabulate import tabulate
 from reports.safe_text import shown
 from reports.summarize import (
     FAILURE_COLUMNS,
+    MATRIX_COLUMNS,
     MISSING,
     STATUS_TITLES,
+    SUMMARY_COLUMNS,
     flatten,
     fmt_counts,
     fmt_margin,
@@ -85,7 +87,7 @@ def runs_section(data: dict[str, Any]) -> list[str]:
 
 
 def summary_section(data: dict[str, Any]) -> list[str]:
-    headers = ["component", "adapter", *STATUS_TITLES.values(), "worst margin"]
+    headers = list(SUMMARY_COLUMNS)
     rows = [
         [cell(r["stem"]), cell(r["adapter"]), *_status_cells(r), fmt_margin(r["worst_margin"])]
         for r in data["summary"]
@@ -94,14 +96,7 @@ def summary_section(data: dict[str, Any]) -> list[str]:
 
 
 def matrix_section(data: dict[str, Any]) -> list[str]:
-    headers = [
-        "component",
-        "adapter",
-        "dtype",
-        *STATUS_TITLES.values(),
-        "worst margin",
-        "variants / diagnosis",
-    ]
+    headers = list(MATRIX_COLUMNS)
     rows = [
         [
             cell(r["stem"]),

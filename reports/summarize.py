@@ -43,6 +43,17 @@ def dtype_sort_key(dtype: str) -> tuple[int, str]:
     return (DTYPE_ORDER.index(dtype), "") if dtype in DTYPE_ORDER else (len(DTYPE_ORDER), dtype)
 
 
+# Headers of the summary and matrix tables, shared by the console, Markdown and HTML renderers.
+SUMMARY_COLUMNS = ("component", "adapter", *STATUS_TITLES.values(), "worst margin")
+MATRIX_COLUMNS = (
+    "component",
+    "adapter",
+    "dtype",
+    *STATUS_TITLES.values(),
+    "worst margin",
+    "variants / diagnosis",
+)
+
 # Columns of the failures table, in the order both renderers show them.
 FAILURE_COLUMNS = (
     "status",
