@@ -144,6 +144,27 @@ def test_batch_norm_statistics(impl, case):
     _check_statistics(impl, "batch_norm", case.x(), args, {"eps": case.eps}, axes, case.eps)
 
 
+def _train_then_eval(impl, norm: str, case, steps: int, momentum: float) -> None:
+    """Training steps on new batches, each fed the running statistics the adapter returned at
+    the step before and compared with the reference started from the same state; then
+    evaluation with the final running statistics."""
+    gamma, beta = case.affine()
+    running_mean, running_var = case.running()
+    for step in range(steps):
+        _, running_mean, running_var = impl.compare(
+            f"{norm}_train",
+            case.x(step),
+            gamma,
+            beta,
+            running_mean=running_mean,
+            running_var=running_var,
+            momentum=momentum,
+            eps=case.eps,
+        )
+    stats = {"running_mean": running_mean, "running_var": running_var}
+    impl.compare(f"{norm}_eval", case.x(steps), gamma, beta, **stats, eps=case.eps)
+
+
 @given(
     case=bn_cases,
     steps=st.integers(2, 4),
@@ -156,28 +177,7 @@ def test_running_statistics(impl, case, steps, momentum):
     # returned into the next step; then evaluation with the final ones. Each step is compared
     # with the reference started from the same state, so a wrong momentum convention or a
     # biased running variance shows (and is named) at the first step.
-    gamma, beta = case.affine()
-    running_mean, running_var = case.running()
-    for step in range(steps):
-        _, running_mean, running_var = impl.compare(
-            "batch_norm_train",
-            case.x(step),
-            gamma,
-            beta,
-            running_mean=running_mean,
-            running_var=running_var,
-            momentum=momentum,
-            eps=case.eps,
-        )
-    impl.compare(
-        "batch_norm_eval",
-        case.x(steps),
-        gamma,
-        beta,
-        running_mean=running_mean,
-        running_var=running_var,
-        eps=case.eps,
-    )
+    _train_then_eval(impl, "batch_norm", case, steps, momentum)
 
 
 @given(case=norm_cases(max_batch=1, max_side=1))
@@ -374,21 +374,7 @@ def test_instance_norm_statistics(impl, case):
 def test_instance_norm_running_statistics(impl, case, steps, momentum):
     # track_running_stats: training uses the instance statistics and moves the running ones
     # towards their batch average; evaluation then normalizes with the running ones.
-    gamma, beta = case.affine()
-    running_mean, running_var = case.running()
-    for step in range(steps):
-        _, running_mean, running_var = impl.compare(
-            "instance_norm_train",
-            case.x(step),
-            gamma,
-            beta,
-            running_mean=running_mean,
-            running_var=running_var,
-            momentum=momentum,
-            eps=case.eps,
-        )
-    stats = {"running_mean": running_mean, "running_var": running_var}
-    impl.compare("instance_norm_eval", case.x(steps), gamma, beta, **stats, eps=case.eps)
+    _train_then_eval(impl, "instance_norm", case, steps, momentum)
 
 
 @given(case=norm_cases(spatial_dims=(1, 2)))
