@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -12,8 +13,18 @@ import numpy as np
 
 def mm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """a @ b in the inputs' dtype. ml_dtypes' bfloat16 matmul returns float32; casting back
-    keeps every kernel in the dtype it was given (what the low-precision tiers measure)."""
-    return (a @ b).astype(np.result_type(a, b), copy=False)
+    keeps every kernel in the dtype it was given (what the low-precision tiers measure).
+
+    A stack of matrices times one matrix (a (..., n, k), b (k, m)) runs as ONE 2-D matmul of
+    every row of the stack, (prod(...) n, k) @ (k, m): NumPy's batched matmul calls BLAS once
+    per matrix, and a multi-threaded BLAS on a busy machine can stall at each call (measured
+    on 2 shared cores: (4, 56, 56, 96) @ (96, 384) took 1.4 s batched, 0.09 s as one call)."""
+    if np.ndim(a) > 2 and np.ndim(b) == 2:
+        rows = math.prod(a.shape[:-1])
+        out = (a.reshape(rows, a.shape[-1]) @ b).reshape(*a.shape[:-1], b.shape[-1])
+    else:
+        out = a @ b
+    return out.astype(np.result_type(a, b), copy=False)
 
 
 def T(a: np.ndarray) -> np.ndarray:
