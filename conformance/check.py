@@ -4,6 +4,7 @@ results record."""
 
 from __future__ import annotations
 
+import inspect
 import signal
 import threading
 from collections.abc import Iterator
@@ -119,6 +120,18 @@ class Check:
         if refused:
             raise NotCovered(f"{self.adapter.name}.{op} takes no option {', '.join(refused)}")
 
+    def _accepts_vjp(self, op: str, options: dict[str, Any]) -> None:
+        """_accepts for a gradient: an adapter's own <op>_vjp is read for its options; else the
+        forward op is, less the cotangents of further outputs (the keywords of the reference vjp
+        that its forward lacks, e.g. rnn's dh_T), which the generic vjp(op, ...) path hands to a
+        function that takes them (the reference's OPS[op].vjp; autograd adapters' forward)."""
+        if callable(getattr(self.adapter, f"{op}_vjp", None)):
+            self._accepts(f"{op}_vjp", options)
+            return
+        forward = inspect.signature(OPS[op].forward).parameters
+        cotangents = set(inspect.signature(OPS[op].vjp).parameters) - set(forward)
+        self._accepts(op, {k: v for k, v in options.items() if k not in cotangents})
+
     def run(self, op: str, *args: Any, **kwargs: Any) -> tuple[np.ndarray, ...]:
         """The adapter's outputs for op, validated against the reference's structure, as float64."""
         self._note(op)
@@ -138,7 +151,7 @@ class Check:
         self._note(f"{op}_vjp")
         if not covers_vjp(self.adapter, op) or OPS[op].vjp is None:
             raise NotCovered(f"{self.adapter.name} has no gradient for {op!r}")
-        self._accepts(op, kwargs)
+        self._accepts_vjp(op, kwargs)
         full = (cotangent, *args)
         expected = tolerance.truth(OPS[op].vjp, full, {**kwargs, **self._options(op)})
         a, k = tolerance.rounded_inputs(full, kwargs, self.dtype)

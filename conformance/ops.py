@@ -95,8 +95,16 @@ OPS: dict[str, Op] = {
     "rnn_loss": Op("rnn", ref_rnn.rnn_loss, ref_rnn.rnn_loss_vjp),
     "rnn_tbptt": Op("rnn", ref_rnn.rnn_tbptt, None),
     "clip_grad_norm": Op("rnn", ref_rnn.clip_grad_norm, None, ("clip_grad_norm.eps",)),
+    "rnn_bidirectional": Op("rnn", ref_rnn.rnn_bidirectional, ref_rnn.rnn_bidirectional_vjp),
+    "rnn_layers": Op("rnn", ref_rnn.rnn_layers, ref_rnn.rnn_layers_vjp),
     "lstm": Op("lstm", ref_lstm.lstm, ref_lstm.lstm_vjp),
+    "lstm_bidirectional": Op("lstm", ref_lstm.lstm_bidirectional, ref_lstm.lstm_bidirectional_vjp),
+    "lstm_layers": Op("lstm", ref_lstm.lstm_layers, ref_lstm.lstm_layers_vjp),
     "gru": Op("gru", ref_gru.gru, ref_gru.gru_vjp, ("gru.reset",)),
+    "gru_bidirectional": Op(
+        "gru", ref_gru.gru_bidirectional, ref_gru.gru_bidirectional_vjp, ("gru.reset",)
+    ),
+    "gru_layers": Op("gru", ref_gru.gru_layers, ref_gru.gru_layers_vjp, ("gru.reset",)),
     # normalization (reference/norm.py); running statistics are keyword state, not inputs
     "batch_norm": Op("norm", ref_norm.batch_norm, ref_norm.batch_norm_vjp),
     "batch_norm_train": Op(

@@ -629,3 +629,65 @@ def linear_attention_cases(
         feature_map=draw(st.sampled_from(LINEAR_FEATURE_MAPS)),
         seed=draw(SEEDS),
     )
+
+
+# -- recurrent family: sequence_lens, bidirectional and stacked layers --------------------------
+
+
+def recurrent_lengths(case: RecurrentCase) -> np.ndarray:
+    """Per-row sequence lengths in 1..T (ONNX's sequence_lens; torch's packed sequences), from
+    the case's seed; when T > 1 at least one row is shorter than T, so that padding is exercised
+    in every example."""
+    rng = case._rng(30)
+    lengths = rng.integers(1, case.steps + 1, size=case.batch)
+    if case.steps > 1:
+        lengths[rng.integers(case.batch)] = rng.integers(1, case.steps)
+    return lengths.astype(np.int64)
+
+
+def _sibling(case: RecurrentCase, k: int, inputs: int) -> RecurrentCase:
+    """Case k (0: the case itself) of a family of independent weight sets."""
+    if k == 0 and inputs == case.inputs:
+        return case
+    return RecurrentCase(
+        batch=case.batch,
+        steps=case.steps,
+        inputs=inputs,
+        hidden=case.hidden,
+        initial=case.initial,
+        scale=case.scale,
+        seed=case.seed * 1009 + 7919 * k + 1,
+    )
+
+
+def recurrent_weight_sets(
+    case: RecurrentCase, gates: int, count: int, layered: bool = False
+) -> list[tuple[np.ndarray, ...]]:
+    """count independent weight sets of the cell: (W, U, b) for gates=1 (vanilla RNN), else
+    (W, b) with W (gates*H, H + D). layered=True: set k > 0 reads H inputs (stacked layers);
+    else every set reads the case's D inputs (the directions of a bidirectional layer)."""
+    sets = []
+    for k in range(count):
+        sub = _sibling(case, k, case.hidden if layered and k else case.inputs)
+        sets.append(sub.rnn_weights() if gates == 1 else sub.gate_weights(gates))
+    return sets
+
+
+def recurrent_states(case: RecurrentCase, count: int, k: int = 0) -> np.ndarray | None:
+    """Initial state number k (h0: 0, c0: 1) for count directions or layers: (count, B, H), or
+    None when the case has no initial states."""
+    if not case.initial:
+        return None
+    return np.stack([_sibling(case, j, case.inputs).state(k) for j in range(count)])
+
+
+def unshrunk():
+    """Hypothesis settings for a property that a library's declared deviation (an xfail) fails
+    on every example: the active profile without the shrink phase. Shrinking such a failure
+    re-runs the slow runtime dozens of times (measured: 7-11 s per dtype for onnx.reference's
+    ignored sequence_lens, most of a conformance file's budget) to minimise an example that is
+    small already (recurrent cases: B <= 3, H <= 5). Call it at decoration time (test-module
+    import, after the profile is loaded) so that max_examples and the seed stay the profile's."""
+    from hypothesis import Phase, settings
+
+    return settings(phases=[p for p in Phase if p not in (Phase.shrink, Phase.explain)])

@@ -6,10 +6,17 @@ from __future__ import annotations
 
 import numpy as np
 from hypothesis import given
+from hypothesis import strategies as st
 
 from conformance import tolerance
 from conformance.ops import OPS
-from conformance.strategies import recurrent_cases
+from conformance.strategies import (
+    recurrent_cases,
+    recurrent_lengths,
+    recurrent_states,
+    recurrent_weight_sets,
+    unshrunk,
+)
 from conformance.variants import reference_options
 
 SATURATE = 50.0  # |bias| that saturates a gate: sigma(±50 ± a few) is exactly 1 or 0 (< 1e-21)
@@ -63,6 +70,7 @@ def test_length_one_vjp(impl, case):
     impl.compare_vjp("lstm", dhs, *_args(case), dh_T=dh_T, dc_T=dc_T)
 
 
+@unshrunk()  # onnx.reference and onnxruntime: declared xfails
 @given(case=recurrent_cases(max_steps=0, min_steps=0))
 def test_zero_length(impl, case):
     # T = 0: hs (B, 0, H); (h_T, c_T) are the initial states (zeros where None).
@@ -115,6 +123,142 @@ def test_final_state_is_last_output(impl, case):
             hs[:, last],
             stacked(models, 1),
             stacked(models, 0)[:, :, last],
+        )
+
+
+# -- sequence_lens, bidirectional and stacked layers ----------------------------------------------
+
+SHORT = recurrent_cases(max_steps=16)  # the layer shapes: short sequences keep the file fast
+PADDED = recurrent_cases(min_steps=2, max_steps=16)  # T >= 2: some row is shorter than T
+DIRECTIONS = ("forward", "reverse", "bidirectional")
+
+
+def _bidirectional_args(case):
+    W, b = (np.stack(w) for w in zip(*recurrent_weight_sets(case, 4, 2), strict=True))
+    return case.x(), recurrent_states(case, 2), recurrent_states(case, 2, k=1), W, b
+
+
+def _layers_args(case, layers):
+    weights = [w for ws in recurrent_weight_sets(case, 4, layers, layered=True) for w in ws]
+    return case.x(), recurrent_states(case, layers), recurrent_states(case, layers, k=1), *weights
+
+
+@unshrunk()  # onnx.reference ignores sequence_lens: a declared xfail
+@given(case=PADDED, direction=st.sampled_from(DIRECTIONS))
+def test_sequence_lens(impl, case, direction):
+    # ONNX sequence_lens (torch: packed sequences): row b reads x[b, :L_b] only (reverse:
+    # t = L_b-1 .. 0); hs is zero past L_b and the final states are those after the last valid
+    # step read.
+    lengths = recurrent_lengths(case)
+    if direction == "bidirectional":
+        impl.compare("lstm_bidirectional", *_bidirectional_args(case), lengths=lengths)
+    else:
+        impl.compare("lstm", *_args(case), reverse=direction == "reverse", lengths=lengths)
+
+
+@given(case=PADDED, direction=st.sampled_from(DIRECTIONS))
+def test_sequence_lens_vjp(impl, case, direction):
+    # Padded steps are the identity on the states: no gradient reaches x past L_b.
+    B, T, H = case.batch, case.steps, case.hidden
+    lengths = recurrent_lengths(case)
+    if direction == "bidirectional":
+        dhs, dh_T, dc_T = (
+            case.cotangent(B, T, 2 * H),
+            case.cotangent(2, B, H, k=1),
+            case.cotangent(2, B, H, k=2),
+        )
+        args = ("lstm_bidirectional", dhs, *_bidirectional_args(case))
+        impl.compare_vjp(*args, dh_T=dh_T, dc_T=dc_T, lengths=lengths)
+    else:
+        dhs, dh_T, dc_T = (
+            case.cotangent(B, T, H),
+            case.cotangent(B, H, k=1),
+            case.cotangent(B, H, k=2),
+        )
+        reverse = direction == "reverse"
+        args = ("lstm", dhs, *_args(case))
+        impl.compare_vjp(*args, reverse=reverse, dh_T=dh_T, dc_T=dc_T, lengths=lengths)
+
+
+@given(case=SHORT)
+def test_bidirectional(impl, case):
+    # hs (B, T, 2H): [..., :H] the forward layer, [..., H:] the reverse layer; final states
+    # (2, B, H) (torch bidirectional=True's concatenation; ONNX's Y (T, 2, B, H) mapped by the
+    # adapter).
+    impl.compare("lstm_bidirectional", *_bidirectional_args(case))
+
+
+@given(case=SHORT)
+def test_bidirectional_vjp(impl, case):
+    B, T, H = case.batch, case.steps, case.hidden
+    dhs, dh_T, dc_T = (
+        case.cotangent(B, T, 2 * H),
+        case.cotangent(2, B, H, k=1),
+        case.cotangent(2, B, H, k=2),
+    )
+    impl.compare_vjp("lstm_bidirectional", dhs, *_bidirectional_args(case), dh_T=dh_T, dc_T=dc_T)
+
+
+@given(case=SHORT, layers=st.integers(2, 3))
+def test_layers(impl, case, layers):
+    # Stacked layers (torch num_layers): layer l reads the hidden sequence of layer l-1; hs is
+    # the top layer's, the final states (L, B, H) every layer's.
+    impl.compare("lstm_layers", *_layers_args(case, layers))
+
+
+@given(case=SHORT, layers=st.integers(2, 3))
+def test_layers_vjp(impl, case, layers):
+    B, T, H = case.batch, case.steps, case.hidden
+    dhs, dh_T, dc_T = (
+        case.cotangent(B, T, H),
+        case.cotangent(layers, B, H, k=1),
+        case.cotangent(layers, B, H, k=2),
+    )
+    impl.compare_vjp("lstm_layers", dhs, *_layers_args(case, layers), dh_T=dh_T, dc_T=dc_T)
+
+
+# -- peepholes (ONNX LSTM's P input; Gers & Schmidhuber 2000) -------------------------------------
+
+
+def _peepholes(case, count=None):
+    """(p_i, p_f, p_o) (3H,), or (count, 3H) for a bidirectional layer."""
+    rng = np.random.default_rng([case.seed, 40])
+    shape = (3 * case.hidden,) if count is None else (count, 3 * case.hidden)
+    return rng.standard_normal(shape) * 0.5
+
+
+@given(case=SHORT, direction=st.sampled_from(DIRECTIONS))
+def test_peepholes(impl, case, direction):
+    # i = sigma(W_i [h; x] + p_i * c_{t-1} + b_i), f likewise with p_f, o = sigma(... + p_o * c_t):
+    # the peephole LSTM, an option of the reference (peepholes=None: the notes' LSTM). ONNX
+    # orders P as [Pi, Po, Pf] (mapped by the adapter); torch has no peepholes (not covered).
+    if direction == "bidirectional":
+        args = _bidirectional_args(case)
+        impl.compare("lstm_bidirectional", *args, peepholes=_peepholes(case, 2))
+    else:
+        reverse = direction == "reverse"
+        impl.compare("lstm", *_args(case), reverse=reverse, peepholes=_peepholes(case))
+
+
+@given(case=SHORT)
+def test_zero_peepholes(impl, case):
+    # P = 0 is the canonical LSTM (spec/lstm.py proves it): the same layer with zero peepholes
+    # and without any gives the same outputs.
+    x, h0, c0, W, b = _args(case)
+    x, W, b = impl.inputs(x, W, b)
+    h0, c0 = (None if s is None else impl.inputs(s)[0] for s in (h0, c0))
+    zero = np.zeros(3 * case.hidden)
+    with_p = impl.run("lstm", x, h0, c0, W, b, peepholes=zero)
+    without = impl.run("lstm", x, h0, c0, W, b)
+    m_p = honest_models(impl, OPS["lstm"].forward, "lstm", x, h0, c0, W, b, peepholes=zero)
+    m_0 = honest_models(impl, OPS["lstm"].forward, "lstm", x, h0, c0, W, b)
+    for k, name in enumerate(("hs", "h_T", "c_T")):
+        impl.relation(
+            f"{name} with P = 0 vs without peepholes",
+            with_p[k],
+            without[k],
+            stacked(m_p, k),
+            stacked(m_0, k),
         )
 
 

@@ -1,6 +1,7 @@
-"""Vanilla RNN: values and BPTT gradients, reverse direction, zero- and one-step sequences, the
-output layer and MSE loss, the Jacobian-product bound, clipping by global norm and truncated
-BPTT (reference/rnn.py states the op signatures)."""
+"""Vanilla RNN: values and BPTT gradients, reverse direction, zero- and one-step sequences,
+sequence_lens (padded batches), bidirectional and stacked layers, the output layer and MSE loss,
+the Jacobian-product bound, clipping by global norm and truncated BPTT (reference/rnn.py states
+the op signatures)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,15 @@ from hypothesis import strategies as st
 
 from conformance import tolerance
 from conformance.ops import OPS
-from conformance.strategies import gradients_cases, normal, recurrent_cases
+from conformance.strategies import (
+    gradients_cases,
+    normal,
+    recurrent_cases,
+    recurrent_lengths,
+    recurrent_states,
+    recurrent_weight_sets,
+    unshrunk,
+)
 from conformance.variants import reference_options
 
 # relu is unbounded: weights of scale <= 1 keep a 64-step relu recurrence from overflowing float16.
@@ -98,6 +107,7 @@ def test_length_one_vjp(impl, case):
     impl.compare_vjp("rnn", dhs, *_rnn_args(case), dh_T=dh_T)
 
 
+@unshrunk()  # onnx.reference and onnxruntime: declared xfails
 @given(case=recurrent_cases(max_steps=0, min_steps=0))
 def test_zero_length(impl, case):
     # T = 0: nnspec returns hs (B, 0, H) and the initial state (zeros when h0 is None).
@@ -151,6 +161,81 @@ def test_final_state_is_last_output(impl, case):
             stacked(models, 1),
             stacked(models, 0)[:, :, last],
         )
+
+
+# -- sequence_lens, bidirectional and stacked layers ----------------------------------------------
+
+SHORT = recurrent_cases(max_steps=16)  # the layer shapes: short sequences keep the file fast
+PADDED = recurrent_cases(min_steps=2, max_steps=16)  # T >= 2: some row is shorter than T
+
+
+def _bidirectional_args(case):
+    W, U, b = (np.stack(w) for w in zip(*recurrent_weight_sets(case, 1, 2), strict=True))
+    return case.x(), recurrent_states(case, 2), W, U, b
+
+
+DIRECTIONS = ("forward", "reverse", "bidirectional")
+
+
+@unshrunk()  # onnx.reference ignores sequence_lens: a declared xfail
+@given(case=PADDED, direction=st.sampled_from(DIRECTIONS))
+def test_sequence_lens(impl, case, direction):
+    # ONNX sequence_lens (torch: packed sequences): row b reads x[b, :L_b] only (reverse:
+    # t = L_b-1 .. 0); hs is zero past L_b and h_T is the state after the last valid step read.
+    lengths = recurrent_lengths(case)
+    if direction == "bidirectional":
+        impl.compare("rnn_bidirectional", *_bidirectional_args(case), lengths=lengths)
+    else:
+        impl.compare("rnn", *_rnn_args(case), reverse=direction == "reverse", lengths=lengths)
+
+
+@given(case=PADDED, direction=st.sampled_from(DIRECTIONS))
+def test_sequence_lens_vjp(impl, case, direction):
+    # Padded steps are the identity on the state: no gradient reaches x past L_b.
+    B, T, H = case.batch, case.steps, case.hidden
+    lengths = recurrent_lengths(case)
+    if direction == "bidirectional":
+        dhs, dh_T = case.cotangent(B, T, 2 * H), case.cotangent(2, B, H, k=1)
+        args = ("rnn_bidirectional", dhs, *_bidirectional_args(case))
+        impl.compare_vjp(*args, dh_T=dh_T, lengths=lengths)
+    else:
+        dhs, dh_T = case.cotangent(B, T, H), case.cotangent(B, H, k=1)
+        reverse = direction == "reverse"
+        args = ("rnn", dhs, *_rnn_args(case))
+        impl.compare_vjp(*args, reverse=reverse, dh_T=dh_T, lengths=lengths)
+
+
+@given(case=SHORT)
+def test_bidirectional(impl, case):
+    # hs (B, T, 2H): [..., :H] the forward layer, [..., H:] the reverse layer; h_T (2, B, H)
+    # (torch bidirectional=True's concatenation; ONNX's Y (T, 2, B, H) mapped by the adapter).
+    impl.compare("rnn_bidirectional", *_bidirectional_args(case))
+
+
+@given(case=SHORT)
+def test_bidirectional_vjp(impl, case):
+    B, T, H = case.batch, case.steps, case.hidden
+    dhs, dh_T = case.cotangent(B, T, 2 * H), case.cotangent(2, B, H, k=1)
+    impl.compare_vjp("rnn_bidirectional", dhs, *_bidirectional_args(case), dh_T=dh_T)
+
+
+def _layers_args(case, layers):
+    weights = [w for ws in recurrent_weight_sets(case, 1, layers, layered=True) for w in ws]
+    return case.x(), recurrent_states(case, layers), *weights
+
+
+@given(case=SHORT, layers=st.integers(2, 3))
+def test_layers(impl, case, layers):
+    # Stacked layers (torch num_layers): layer l reads the hidden sequence of layer l-1; hs is the
+    # top layer's, h_T (L, B, H) every layer's final state.
+    impl.compare("rnn_layers", *_layers_args(case, layers))
+
+
+@given(case=SHORT, layers=st.integers(2, 3))
+def test_layers_vjp(impl, case, layers):
+    B, T, H = case.batch, case.steps, case.hidden
+    dhs, dh_T = case.cotangent(B, T, H), case.cotangent(layers, B, H, k=1)
+    impl.compare_vjp("rnn_layers", dhs, *_layers_args(case, layers), dh_T=dh_T)
 
 
 # -- output layer, MSE loss, the Jacobian-product bound --------------------------------------------

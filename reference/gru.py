@@ -18,10 +18,17 @@ reset in both placements (PyTorch's b_hn, inside the reset, is then 0).
 
 Op signatures (what an adapter implements):
 
-    gru(x, h0, W, b, reverse=False, reset="before") -> (hs, h_T)
-        x (B, T, D) batch-first; h0 (B, H) or None for zeros; hs (B, T, H); h_T (B, H)
-    gru_vjp(dhs, x, h0, W, b, reverse=False, reset="before", dh_T=None) -> (dx, dh0, dW, db)
-        dh0 only when h0 is given; dh_T (keyword, None = 0) is the cotangent of h_T.
+    gru(x, h0, W, b, reverse=False, reset="before", lengths=None) -> (hs, h_T)
+        x (B, T, D) batch-first; h0 (B, H) or None for zeros; hs (B, T, H); h_T (B, H);
+        lengths: ONNX's sequence_lens (reference.rnn.valid_steps)
+    gru_vjp(dhs, x, h0, W, b, reverse=False, reset="before", dh_T=None, lengths=None)
+        -> (dx, dh0, dW, db)   dh0 only when h0 is given; dh_T (keyword, None = 0) is the
+        cotangent of h_T.
+    gru_bidirectional(x, h0, W, b, reset="before", lengths=None) -> (hs, h_T)
+        W (2, 3H, H + D), b (2, 3H), h0 (2, B, H) or None; hs (B, T, 2H) = [forward |
+        reverse]; h_T (2, B, H) (reference.rnn.bidirectional).
+    gru_layers(x, h0, W_0, b_0, W_1, b_1, ..., reset="before", lengths=None) -> (hs, h_T)
+        W_l (3H, 2H) for l > 0; h0, h_T (L, B, H) (reference.rnn.layers).
 
 `reset` is a declared variant (conformance/variants.py: gru.reset), so adapters do not receive
 it: they declare which placement they compute. Zero-length sequences: hs (B, 0, H) and h_T is
@@ -34,7 +41,17 @@ import numpy as np
 
 from reference.common import T, mm, store
 from reference.lstm import sigmoid
-from reference.rnn import check_finite, shapes_text, steps
+from reference.rnn import (
+    bidirectional,
+    bidirectional_vjp,
+    check_finite,
+    layers,
+    layers_vjp,
+    masked,
+    shapes_text,
+    steps,
+    valid_steps,
+)
 
 GATES = ("r", "z", "n")  # row blocks of W and b, in this order
 RESETS = ("before", "after")
@@ -59,8 +76,9 @@ def _shapes(x, h0, W, b, reset) -> tuple[int, int, int, int]:
     return B, t_len, D, H
 
 
-def _forward(x, h0, W, b, reverse, reset):
+def _forward(x, h0, W, b, reverse, reset, lengths=None):
     B, t_len, _, H = _shapes(x, h0, W, b, reset)
+    mask = valid_steps("gru", lengths, B, t_len)
     W_rz, b_rz = W[: 2 * H], b[: 2 * H]  # reset and update gates act on [h; x]
     W_nh, W_nx, b_n = W[2 * H :, :H], W[2 * H :, H:], b[2 * H :]
     h = np.zeros((B, H), dtype=x.dtype) if h0 is None else h0
@@ -78,10 +96,11 @@ def _forward(x, h0, W, b, reverse, reset):
             a_n = store(mm(x[:, t], T(W_nx)) + b_n + r * q)
         n = store(np.tanh(a_n))
         h_prev = h
-        h = store((1 - z) * n + z * h_prev)  # carried
-        hs[:, t] = h
+        h_new = store((1 - z) * n + z * h_prev)  # carried
+        hs[:, t] = masked(mask, t, h_new, hs[:, t])  # zero at a padded step
+        h = masked(mask, t, h_new, h_prev)  # a padded step keeps the state
         saved.append((t, hx, r, z, n, q, h_prev))
-    return hs, h, saved
+    return hs, h, saved, mask
 
 
 def gru(
@@ -91,9 +110,10 @@ def gru(
     b: np.ndarray,
     reverse: bool = False,
     reset: str = "before",
+    lengths: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(hs (B, T, H), h_T (B, H))."""
-    hs, h, _ = _forward(x, h0, W, b, reverse, reset)
+    """(hs (B, T, H), h_T (B, H)). lengths: ONNX's sequence_lens (reference.rnn.valid_steps)."""
+    hs, h, _, _ = _forward(x, h0, W, b, reverse, reset, lengths)
     return hs, h
 
 
@@ -106,6 +126,7 @@ def gru_vjp(
     reverse: bool = False,
     reset: str = "before",
     dh_T: np.ndarray | None = None,
+    lengths: np.ndarray | None = None,
 ) -> tuple[np.ndarray, ...]:
     """BPTT through the cell. Per step, back from the last one read, with dh the total
     gradient reaching h_t (row vectors):
@@ -116,8 +137,10 @@ def gru_vjp(
         after:  dq = da_n r (q = W_nh h),  dr = da_n q,  dW_nh += dq^T h,  dh_{t-1} += dq W_nh
         dW_nx += da_n^T x_t,  db_n += Σ da_n,  dx_t += da_n W_nx
         [da_r, da_z] = [dr r(1-r), dz z(1-z)]:  dW_rz += da^T [h; x],  [dh; dx] += da W_rz
+
+    A padded step (lengths) passes dh through unchanged and adds nothing to the gradients.
     """
-    hs, _, saved = _forward(x, h0, W, b, reverse, reset)
+    hs, _, saved, mask = _forward(x, h0, W, b, reverse, reset, lengths)
     B, t_len, H = hs.shape
     if dhs.shape != (B, t_len, H) or (dh_T is not None and dh_T.shape != (B, H)):
         raise ValueError(
@@ -130,8 +153,12 @@ def gru_vjp(
     dW_rz, dW_nh, dW_nx = np.zeros_like(W_rz), np.zeros_like(W_nh), np.zeros_like(W_nx)
     db = np.zeros_like(b)
     dh = np.zeros((B, H), dtype=x.dtype) if dh_T is None else dh_T.astype(x.dtype)
+    zero = np.zeros((B, H), dtype=x.dtype)
     for t, hx, r, z, n, q, h_prev in reversed(saved):
-        dh = dh + dhs[:, t]
+        dh_in = dh
+        dh = dh + masked(mask, t, dhs[:, t], zero)
+        if mask is not None:  # a padded step: nothing flows into the cell's gates
+            dh = np.where(mask[:, t : t + 1], dh, zero)
         dn = dh * (1 - z)
         dz = dh * (h_prev - n)
         dh_prev = dh * z  # the direct path: h_t = ... + z * h_{t-1}
@@ -152,7 +179,55 @@ def gru_vjp(
         dW_rz = store(dW_rz + mm(T(da_rz), hx))  # accumulated over steps, kept in the dtype
         db = store(db + np.concatenate([da_rz, da_n], axis=1).sum(axis=0))
         dhx = mm(da_rz, W_rz)  # (B, H + D)
-        dh = store(dh_prev + dhx[:, :H])  # carried to the step before
+        # carried to the step before (unchanged across a padded step)
+        dh = masked(mask, t, store(dh_prev + dhx[:, :H]), dh_in)
         dx[:, t] = dx[:, t] + dhx[:, H:]
     dW = np.concatenate([dW_rz, np.concatenate([dW_nh, dW_nx], axis=1)], axis=0)
     return (dx, dh, dW, db) if h0 is not None else (dx, dW, db)
+
+
+def gru_bidirectional(x, h0, W, b, reset="before", lengths=None):
+    """Bidirectional GRU: h0 (2, B, H) or None, W (2, 3H, H + D), b (2, 3H) (index 0 forward,
+    1 reverse) -> (hs (B, T, 2H) = [forward | reverse], h_T (2, B, H))."""
+    return bidirectional(
+        "gru_bidirectional", gru, x, (h0,), {"W": W, "b": b}, reset=reset, lengths=lengths
+    )
+
+
+def gru_bidirectional_vjp(dhs, x, h0, W, b, reset="before", dh_T=None, lengths=None):
+    return bidirectional_vjp(
+        "gru_bidirectional",
+        gru_vjp,
+        dhs,
+        x,
+        (h0,),
+        {"W": W, "b": b},
+        {"dh_T": dh_T},
+        reset=reset,
+        lengths=lengths,
+    )
+
+
+GRU_LAYER = ("W", "b")
+
+
+def gru_layers(x, h0, *weights, reset="before", lengths=None):
+    """Stacked GRU: weights (W_0, b_0, W_1, b_1, ...) with W_0 (3H, H + D) and W_l (3H, 2H)
+    above; h0 (L, B, H) or None -> (hs of the top layer, h_T (L, B, H))."""
+    return layers("gru_layers", gru, GRU_LAYER, x, (h0,), weights, reset=reset, lengths=lengths)
+
+
+def gru_layers_vjp(dhs, x, h0, *weights, reset="before", dh_T=None, lengths=None):
+    return layers_vjp(
+        "gru_layers",
+        gru,
+        gru_vjp,
+        GRU_LAYER,
+        dhs,
+        x,
+        (h0,),
+        weights,
+        {"dh_T": dh_T},
+        reset=reset,
+        lengths=lengths,
+    )

@@ -52,6 +52,23 @@ def lstm_step(W, b, h_prev, c_prev, x) -> tuple[sp.Matrix, sp.Matrix]:
     return h, c
 
 
+def peephole_lstm_step(W, b, P, h_prev, c_prev, x) -> tuple[sp.Matrix, sp.Matrix]:
+    """The peephole LSTM (Gers & Schmidhuber 2000; ONNX LSTM's P input): P (3H,) holds the
+    blocks (p_i, p_f, p_o) in nnspec's order (ONNX orders them [Pi, Po, Pf]);
+        i = sigma(W_i [h; x] + p_i ⊙ c_{t-1} + b_i),   f = sigma(W_f [h; x] + p_f ⊙ c_{t-1} + b_f)
+        c_t = f ⊙ c_{t-1} + i ⊙ g,                      o = sigma(W_o [h; x] + p_o ⊙ c_t + b_o)
+        h_t = o ⊙ tanh(c_t).   Returns (h_t, c_t)."""
+    H = len(h_prev)
+    pre = blocks(W * sp.Matrix.vstack(h_prev, x) + b, H)
+    p_i, p_f, p_o = (P[k * H : (k + 1) * H, :] for k in range(3))
+    i = (pre["i"] + p_i.multiply_elementwise(c_prev)).applyfunc(sigmoid)
+    f = (pre["f"] + p_f.multiply_elementwise(c_prev)).applyfunc(sigmoid)
+    g = pre["g"].applyfunc(sp.tanh)
+    c = f.multiply_elementwise(c_prev) + i.multiply_elementwise(g)
+    o = (pre["o"] + p_o.multiply_elementwise(c)).applyfunc(sigmoid)
+    return o.multiply_elementwise(c.applyfunc(sp.tanh)), c
+
+
 def params(H: int = 1, D: int = 1) -> tuple[sp.Matrix, sp.Matrix]:
     return matrix("W", 4 * H, H + D), vector("b", 4 * H)
 
@@ -196,3 +213,40 @@ def lstm_backward_step(H: int = 1, D: int = 1) -> Identity:
     flat = [sp.Matrix(M).reshape(len(M), 1) for M in derived]
     flat_closed = [sp.Matrix(M).reshape(len(M), 1) for M in closed]
     return sp.Matrix.vstack(*flat), sp.Matrix.vstack(*flat_closed)
+
+
+def peephole_cell_definition(H: int = 2, D: int = 1) -> Identity:
+    """Notes: the notes' cell c_t = f ⊙ c_{t-1} + i ⊙ g, h_t = o ⊙ tanh(c_t), with peephole
+    connections (not in the notes; a declared option of the reference, ONNX LSTM's P):
+    i, f read c_{t-1} and o reads c_t through the diagonal weights p_i, p_f, p_o.
+
+    The builder equals the per-entry formulas, unit j of gate k reading row k*H + j of W and
+    entry k*H + j of P (blocks p_i, p_f, p_o)."""
+    W, b = params(H, D)
+    P = vector("p", 3 * H)
+    h, c, x = vector("h", H), vector("c", H), vector("x", D)
+    hx = list(h) + list(x)
+
+    def pre(k: int, j: int) -> sp.Expr:
+        row = k * H + j
+        return sum(W[row, m] * hx[m] for m in range(H + D)) + b[row]
+
+    c_new = [
+        sigmoid(pre(1, j) + P[H + j] * c[j]) * c[j]
+        + sigmoid(pre(0, j) + P[j] * c[j]) * sp.tanh(pre(3, j))
+        for j in range(H)
+    ]
+    h_new = [sigmoid(pre(2, j) + P[2 * H + j] * c_new[j]) * sp.tanh(c_new[j]) for j in range(H)]
+    h_t, c_t = peephole_lstm_step(W, b, P, h, c, x)
+    return sp.Matrix.vstack(h_t, c_t), sp.Matrix(h_new + c_new)
+
+
+def zero_peepholes_are_the_lstm(H: int = 2, D: int = 1) -> Identity:
+    """Notes: (i, f, o, g) = (sigma, sigma, sigma, tanh) W [h_{t-1}; x_t]; c_t = f ⊙ c_{t-1} +
+    i ⊙ g; h_t = o ⊙ tanh(c_t): the peephole LSTM with P = 0 is exactly this cell, so
+    peepholes=None (canonical) and peepholes = 0 are the same layer."""
+    W, b = params(H, D)
+    h, c, x = vector("h", H), vector("c", H), vector("x", D)
+    h_p, c_p = peephole_lstm_step(W, b, sp.zeros(3 * H, 1), h, c, x)
+    h_t, c_t = lstm_step(W, b, h, c, x)
+    return sp.Matrix.vstack(h_p, c_p), sp.Matrix.vstack(h_t, c_t)

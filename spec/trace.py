@@ -328,6 +328,23 @@ TRACE: list[dict] = [
         "reference": "reference.lstm.lstm_vjp",
         "properties": ("lstm/vjp", "lstm/length_one_vjp"),
     },
+    {
+        "formula": (
+            "peephole LSTM (ONNX P): i, f = σ(W [h; x] + p ⊙ c_{t-1} + b), o = σ(W_o [h; x] "
+            "+ p_o ⊙ c_t + b_o)"
+        ),
+        "stem": "lstm",
+        "spec": "spec.lstm.peephole_cell_definition",
+        "reference": "reference.lstm.lstm",
+        "properties": ("lstm/peepholes",),
+    },
+    {
+        "formula": "peepholes P = 0 reduce to the notes' LSTM cell",
+        "stem": "lstm",
+        "spec": "spec.lstm.zero_peepholes_are_the_lstm",
+        "reference": "reference.lstm.lstm",
+        "properties": ("lstm/zero_peepholes", "lstm/values"),
+    },
     # -- gru ---------------------------------------------------------------------------------------
     {
         "formula": (

@@ -1,4 +1,5 @@
-"""PyTorch recurrent ops in nnspec's canonical layout: nn.RNN, nn.LSTM, nn.GRU (batch_first),
+"""PyTorch recurrent ops in nnspec's canonical layout: nn.RNN, nn.LSTM, nn.GRU (one direction,
+bidirectional, stacked layers; batch-first and seq-first; packed sequences),
 truncated BPTT written the way torch users write it (detach at chunk boundaries), and
 torch.nn.utils.clip_grad_norm_.
 
@@ -19,6 +20,16 @@ reference/:
   it, so b_in = b_n and b_hn = 0 there.
 - reverse=True runs the backward half of a bidirectional layer (bidirectional=True; the forward
   half gets zero weights and its outputs are dropped).
+- *_bidirectional: bidirectional=True with both directions' canonical weights (weight_*_l0 and
+  weight_*_l0_reverse); torch's output (B, T, 2H) is already nnspec's [forward | reverse] and
+  h_n (2, B, H) its final states.
+- *_layers: num_layers = L (no dropout), weight_*_l{k} from layer k's canonical weights; run as
+  the seq-first module (batch_first=False, torch's default), x transposed to (T, B, D) and the
+  output back here; h_n (L, B, H) is nnspec's layer-major final states.
+- lengths (ONNX's sequence_lens): pack_padded_sequence(enforce_sorted=False) before the module
+  and pad_packed_sequence (zeros) after it; torch's h_n is then the state after each row's last
+  valid step, as nnspec's. torch refuses a zero length (the strategies draw 1..T).
+- peepholes: torch.nn.LSTM has none (Unsupported: not covered).
 - clip_grad_norm_: scales by max_norm / (total_norm + 1e-6) when that is below 1: the declared
   variant clip_grad_norm.eps=1e-6.
 
@@ -95,13 +106,20 @@ def _outputs(hs, states: tuple, cotangents: tuple):
 
 
 @functools.cache
-def _layer(kind: str, D: int, H: int, bidirectional: bool, dtype, device, **options):
+def _layer(kind, D, H, num_layers, bidirectional, batch_first, dtype, device, **options):
     from torch import nn
 
     cls = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[kind]
     # Its own parameters are never used: functional_call substitutes the canonical ones.
     return cls(
-        D, H, batch_first=True, bidirectional=bidirectional, dtype=dtype, device=device, **options
+        D,
+        H,
+        num_layers=num_layers,
+        bidirectional=bidirectional,
+        batch_first=batch_first,
+        dtype=dtype,
+        device=device,
+        **options,
     )
 
 
@@ -110,44 +128,65 @@ def _split_bias(b):
     return half, b - half
 
 
-def _run_layer(kind, x, h, W_ih, W_hh, b_ih, b_hh, reverse, **options):
-    """Run the torch layer on canonical-layout weights; (hs (B, T, H), final states (B, H))."""
+def _torch_layer(
+    kind, x, h, params, num_layers=1, bidirectional=False, lengths=None, batch_first=True, **options
+):
+    """The torch module on canonical-layout tensors.
+
+    x (B, T, D) batch-first; params[(layer, direction)] = (W_ih, W_hh, b_ih, b_hh) in torch's
+    layout; h: torch's initial state ((L * dirs, B, H), a tuple (h, c) for the LSTM) or None;
+    lengths (B,) or None: the sequences are packed (pack_padded_sequence) and the output padded
+    back with zeros. batch_first=False runs the seq-first module (torch's default): x is
+    transposed to (T, B, D) here and the output back to batch-first (the stacked-layer ops use
+    it, so both of torch's layouts are exercised by the suite).
+    Returns (output (B, T, dirs * H), final states each (L * dirs, B, H))."""
     import torch
     from torch.func import functional_call
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-    _, _, D = x.shape
-    H = W_hh.shape[1]
-    layer = _layer(kind, D, H, bool(reverse), x.dtype, x.device, **options)
-    suffix = "_reverse" if reverse else ""
-    params = {
-        f"weight_ih_l0{suffix}": W_ih,
-        f"weight_hh_l0{suffix}": W_hh,
-        f"bias_ih_l0{suffix}": b_ih,
-        f"bias_hh_l0{suffix}": b_hh,
-    }
-    if reverse:
-        # The forward half of the bidirectional layer: zero weights, outputs discarded.
-        params.update(
-            {
-                "weight_ih_l0": torch.zeros_like(W_ih),
-                "weight_hh_l0": torch.zeros_like(W_hh),
-                "bias_ih_l0": torch.zeros_like(b_ih),
-                "bias_hh_l0": torch.zeros_like(b_hh),
-            }
+    _, T, D = x.shape
+    H = params[(0, 0)][1].shape[1]
+    layer = _layer(kind, D, H, num_layers, bidirectional, batch_first, x.dtype, x.device, **options)
+    names = {}
+    for (k, d), tensors in params.items():
+        suffix = f"_l{k}" + ("_reverse" if d else "")
+        for name, t in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"), tensors, strict=True):
+            names[name + suffix] = t
+    inp = x if batch_first else x.transpose(0, 1)  # (T, B, D) for the seq-first module
+    if lengths is not None:
+        inp = pack_padded_sequence(
+            inp, lengths.cpu().to(torch.int64), batch_first=batch_first, enforce_sorted=False
         )
-        h = None if h is None else tuple(torch.stack([torch.zeros_like(s), s]) for s in h)
-    else:
-        h = None if h is None else tuple(s.unsqueeze(0) for s in h)
     if h is not None and kind != "lstm":
         h = h[0]
     try:
-        out, state = functional_call(layer, params, (x, h))
+        out, state = functional_call(layer, names, (inp, h))
     except RuntimeError as exc:
         # torch 2.14 refuses T = 0: "Expected sequence length to be larger than 0 in RNN".
         if "sequence length" in str(exc):
             raise Unsupported(f"torch.nn.{layer.__class__.__name__}: {exc}") from None
         raise
-    states = state if kind == "lstm" else (state,)
+    if lengths is not None:
+        out, _ = pad_packed_sequence(out, batch_first=batch_first, total_length=T)
+    if not batch_first:
+        out = out.transpose(0, 1)  # back to (B, T, dirs * H)
+    return out, (state if kind == "lstm" else (state,))
+
+
+def _run_layer(kind, x, h, W_ih, W_hh, b_ih, b_hh, reverse, lengths=None, **options):
+    """One direction of one layer; (hs (B, T, H), final states (B, H)). reverse=True runs the
+    backward half of a bidirectional module (its forward half gets zero weights and its outputs
+    are dropped)."""
+    import torch
+
+    H = W_hh.shape[1]
+    params = {(0, int(bool(reverse))): (W_ih, W_hh, b_ih, b_hh)}
+    if reverse:
+        params[(0, 0)] = tuple(torch.zeros_like(t) for t in (W_ih, W_hh, b_ih, b_hh))
+        h = None if h is None else tuple(torch.stack([torch.zeros_like(s), s]) for s in h)
+    else:
+        h = None if h is None else tuple(s.unsqueeze(0) for s in h)
+    out, states = _torch_layer(kind, x, h, params, 1, bool(reverse), lengths, **options)
     if reverse:
         return out[..., H:], tuple(s[1] for s in states)
     return out, tuple(s[0] for s in states)
@@ -163,45 +202,115 @@ def _initial(states):
     return tuple(torch.zeros_like(given[0]) if s is None else s for s in states)
 
 
-# -- ops ---------------------------------------------------------------------------------------
+# -- canonical weights -> torch's layout, per cell -------------------------------------------------
 
 
-def rnn(x, h0, W, U, b, nonlinearity="tanh", reverse=False, dh_T=None):
-    b_ih, b_hh = _split_bias(b)
-    hs, (h_T,) = _run_layer(
-        "rnn", x, _initial([h0]), U, W, b_ih, b_hh, reverse, nonlinearity=nonlinearity
-    )
-    return _outputs(hs, (h_T,), (dh_T,))
+def _rnn_params(W, U, b):
+    return (U, W, *_split_bias(b))  # weight_ih = U (H, D), weight_hh = W (H, H)
 
 
-def lstm(x, h0, c0, W, b, reverse=False, dh_T=None, dc_T=None):
+def _lstm_params(W, b):
     import torch
 
     H = W.shape[0] // 4
-    blocks = [W[k * H : (k + 1) * H] for k in _LSTM_ORDER]
-    W_torch = torch.cat(blocks)  # (4H, H + D), torch's gate order
+    W_torch = torch.cat([W[k * H : (k + 1) * H] for k in _LSTM_ORDER])  # torch's i, f, g, o
     b_torch = torch.cat([b[k * H : (k + 1) * H] for k in _LSTM_ORDER])
-    b_ih, b_hh = _split_bias(b_torch)
-    hs, (h_T, c_T) = _run_layer(
-        "lstm", x, _initial([h0, c0]), W_torch[:, H:], W_torch[:, :H], b_ih, b_hh, reverse
-    )
-    return _outputs(hs, (h_T, c_T), (dh_T, dc_T))
+    return (W_torch[:, H:], W_torch[:, :H], *_split_bias(b_torch))
 
 
-def gru(x, h0, W, b, reverse=False, dh_T=None):
+def _gru_params(W, b):
     import torch
 
     H = W.shape[0] // 3
     b_r, b_z = _split_bias(b[: 2 * H])  # reset and update gates: both biases exercised
     b_ih = torch.cat([b_r, b[2 * H :]])  # candidate: b_in = b_n
     b_hh = torch.cat([b_z, torch.zeros_like(b[2 * H :])])  # b_hn = 0 (inside the reset)
-    hs, (h_T,) = _run_layer("gru", x, _initial([h0]), W[:, H:], W[:, :H], b_ih, b_hh, reverse)
+    return (W[:, H:], W[:, :H], b_ih, b_hh)
+
+
+_PARAMS = {"rnn": (_rnn_params, 3), "lstm": (_lstm_params, 2), "gru": (_gru_params, 2)}
+
+
+def _bidirectional(kind, x, states, weights, lengths, **options):
+    """weights with a leading direction axis 2; states (2, B, H) or None. The module's output
+    is already nnspec's (B, T, 2H) = [forward | reverse] (ONNX's (T, 2, B, H) is mapped in
+    onnx_recurrent.py)."""
+    to_params, _ = _PARAMS[kind]
+    params = {(0, d): to_params(*(w[d] for w in weights)) for d in (0, 1)}
+    return _torch_layer(kind, x, _initial(states), params, 1, True, lengths, **options)
+
+
+def _layers(kind, x, states, weights, lengths, **options):
+    """weights: the canonical weights of layer 0, 1, ... in turn; states (L, B, H) or None."""
+    to_params, n = _PARAMS[kind]
+    if not weights or len(weights) % n:
+        raise Unsupported(f"{kind}_layers: {len(weights)} weights is not a multiple of {n}")
+    per = [weights[k : k + n] for k in range(0, len(weights), n)]
+    params = {(k, 0): to_params(*ws) for k, ws in enumerate(per)}
+    # torch's default layout, seq-first: mapped in _torch_layer
+    layers = len(per)
+    return _torch_layer(kind, x, _initial(states), params, layers, False, lengths, False, **options)
+
+
+# -- ops ---------------------------------------------------------------------------------------
+
+
+def rnn(x, h0, W, U, b, nonlinearity="tanh", reverse=False, dh_T=None, lengths=None):
+    hs, (h_T,) = _run_layer(
+        "rnn", x, _initial([h0]), *_rnn_params(W, U, b), reverse, lengths, nonlinearity=nonlinearity
+    )
+    return _outputs(hs, (h_T,), (dh_T,))
+
+
+def rnn_bidirectional(x, h0, W, U, b, nonlinearity="tanh", dh_T=None, lengths=None):
+    hs, (h_T,) = _bidirectional("rnn", x, [h0], (W, U, b), lengths, nonlinearity=nonlinearity)
+    return _outputs(hs, (h_T,), (dh_T,))
+
+
+def rnn_layers(x, h0, *weights, nonlinearity="tanh", dh_T=None, lengths=None):
+    hs, (h_T,) = _layers("rnn", x, [h0], weights, lengths, nonlinearity=nonlinearity)
+    return _outputs(hs, (h_T,), (dh_T,))
+
+
+def lstm(x, h0, c0, W, b, reverse=False, dh_T=None, dc_T=None, lengths=None, peepholes=None):
+    if peepholes is not None:
+        raise Unsupported("torch.nn.LSTM has no peephole connections")
+    hs, (h_T, c_T) = _run_layer(
+        "lstm", x, _initial([h0, c0]), *_lstm_params(W, b), reverse, lengths
+    )
+    return _outputs(hs, (h_T, c_T), (dh_T, dc_T))
+
+
+def lstm_bidirectional(x, h0, c0, W, b, dh_T=None, dc_T=None, lengths=None, peepholes=None):
+    if peepholes is not None:
+        raise Unsupported("torch.nn.LSTM has no peephole connections")
+    hs, (h_T, c_T) = _bidirectional("lstm", x, [h0, c0], (W, b), lengths)
+    return _outputs(hs, (h_T, c_T), (dh_T, dc_T))
+
+
+def lstm_layers(x, h0, c0, *weights, dh_T=None, dc_T=None, lengths=None):
+    hs, (h_T, c_T) = _layers("lstm", x, [h0, c0], weights, lengths)
+    return _outputs(hs, (h_T, c_T), (dh_T, dc_T))
+
+
+def gru(x, h0, W, b, reverse=False, dh_T=None, lengths=None):
+    hs, (h_T,) = _run_layer("gru", x, _initial([h0]), *_gru_params(W, b), reverse, lengths)
+    return _outputs(hs, (h_T,), (dh_T,))
+
+
+def gru_bidirectional(x, h0, W, b, dh_T=None, lengths=None):
+    hs, (h_T,) = _bidirectional("gru", x, [h0], (W, b), lengths)
+    return _outputs(hs, (h_T,), (dh_T,))
+
+
+def gru_layers(x, h0, *weights, dh_T=None, lengths=None):
+    hs, (h_T,) = _layers("gru", x, [h0], weights, lengths)
     return _outputs(hs, (h_T,), (dh_T,))
 
 
 def _loss(x, h, W, U, b, V, c, z, nonlinearity):
-    b_ih, b_hh = _split_bias(b)
-    hs, (h_T,) = _run_layer("rnn", x, h, U, W, b_ih, b_hh, False, nonlinearity=nonlinearity)
+    params = _rnn_params(W, U, b)
+    hs, (h_T,) = _run_layer("rnn", x, h, *params, False, nonlinearity=nonlinearity)
     y = hs @ V.T + c  # y_t = V h_t + c
     return 0.5 * ((y - z) ** 2).sum(), h_T
 
@@ -240,6 +349,12 @@ def clip_grad_norm(*grads, max_norm):
 
 OPS = {
     "rnn": rnn,
+    "rnn_bidirectional": rnn_bidirectional,
+    "rnn_layers": rnn_layers,
+    "lstm_bidirectional": lstm_bidirectional,
+    "lstm_layers": lstm_layers,
+    "gru_bidirectional": gru_bidirectional,
+    "gru_layers": gru_layers,
     "rnn_loss": rnn_loss,
     "rnn_tbptt": rnn_tbptt,
     "clip_grad_norm": clip_grad_norm,

@@ -88,6 +88,12 @@ MUTANTS: dict[str, Mutant] = {
     "lstm-gate-order-swapped": Mutant("tests/mutants/lstm.py:GateOrderSwapped", "lstm"),
     "lstm-forget-on-new-cell": Mutant("tests/mutants/lstm.py:ForgetOnNewCell", "lstm"),
     "lstm-missing-torch-bias": Mutant("tests/mutants/lstm.py:MissingBias", "lstm"),
+    "rnn-ignores-sequence-lens": Mutant("tests/mutants/rnn.py:IgnoresSequenceLens", "rnn"),
+    "lstm-peephole-order": Mutant("tests/mutants/lstm.py:PeepholesInOnnxOrder", "lstm"),
+    "lstm-bidirectional-halves-swapped": Mutant(
+        "tests/mutants/lstm.py:BidirectionalHalvesSwapped", "lstm"
+    ),
+    "gru-layer-states-top-first": Mutant("tests/mutants/gru.py:LayerStatesTopFirst", "gru"),
     "gru-reset-placement-swapped": Mutant(
         "tests/mutants/gru.py:ResetAfter", "gru", diagnosis="matches variant gru.reset=after"
     ),

@@ -1,8 +1,9 @@
 """LSTM mutants: gate order swapped, forget gate on the new cell, one of torch's two biases
-dropped."""
+dropped, ONNX's peephole order read as nnspec's, bidirectional halves swapped."""
 
 import numpy as np
 
+from conformance.adapters.base import Unsupported
 from conformance.adapters.numpy_reference import NumpyReference
 from reference import lstm as ref
 
@@ -20,14 +21,15 @@ class GateOrderSwapped(NumpyReference):
 
     name = "mutant-lstm-gate-order"
 
-    def lstm(self, x, h0, c0, W, b, reverse=False):
-        H = W.shape[0] // 4
-        return ref.lstm(x, h0, c0, _blocks(W, SWAP_O_G, H), _blocks(b, SWAP_O_G, H), reverse)
-
-    def lstm_vjp(self, dhs, x, h0, c0, W, b, reverse=False, dh_T=None, dc_T=None):
+    def lstm(self, x, h0, c0, W, b, reverse=False, **options):
         H = W.shape[0] // 4
         Wp, bp = _blocks(W, SWAP_O_G, H), _blocks(b, SWAP_O_G, H)
-        *rest, dW, db = ref.lstm_vjp(dhs, x, h0, c0, Wp, bp, reverse, dh_T, dc_T)
+        return ref.lstm(x, h0, c0, Wp, bp, reverse, **options)
+
+    def lstm_vjp(self, dhs, x, h0, c0, W, b, reverse=False, dh_T=None, dc_T=None, **options):
+        H = W.shape[0] // 4
+        Wp, bp = _blocks(W, SWAP_O_G, H), _blocks(b, SWAP_O_G, H)
+        *rest, dW, db = ref.lstm_vjp(dhs, x, h0, c0, Wp, bp, reverse, dh_T, dc_T, **options)
         return (*rest, _blocks(dW, SWAP_O_G, H), _blocks(db, SWAP_O_G, H))  # swap is its inverse
 
 
@@ -37,7 +39,9 @@ class ForgetOnNewCell(NumpyReference):
 
     name = "mutant-lstm-forget-on-new-cell"
 
-    def lstm(self, x, h0, c0, W, b, reverse=False):
+    def lstm(self, x, h0, c0, W, b, reverse=False, lengths=None, peepholes=None):
+        if lengths is not None or peepholes is not None:
+            raise Unsupported("this mutant has no sequence_lens or peepholes")
         B, T, _ = x.shape
         H = W.shape[0] // 4
         h = np.zeros((B, H), x.dtype) if h0 is None else h0
@@ -59,9 +63,34 @@ class MissingBias(NumpyReference):
 
     name = "mutant-lstm-missing-bias"
 
-    def lstm(self, x, h0, c0, W, b, reverse=False):
-        return ref.lstm(x, h0, c0, W, b / 2, reverse)
+    def lstm(self, x, h0, c0, W, b, reverse=False, **options):
+        return ref.lstm(x, h0, c0, W, b / 2, reverse, **options)
 
-    def lstm_vjp(self, dhs, x, h0, c0, W, b, reverse=False, dh_T=None, dc_T=None):
-        *rest, db = ref.lstm_vjp(dhs, x, h0, c0, W, b / 2, reverse, dh_T, dc_T)
+    def lstm_vjp(self, dhs, x, h0, c0, W, b, reverse=False, dh_T=None, dc_T=None, **options):
+        *rest, db = ref.lstm_vjp(dhs, x, h0, c0, W, b / 2, reverse, dh_T, dc_T, **options)
         return (*rest, db / 2)
+
+
+class PeepholesInOnnxOrder(NumpyReference):
+    """Hands ONNX's P = [Pi, Po, Pf] to a cell that reads (p_i, p_f, p_o): the forget and
+    output peepholes trade places (an ONNX import without the remapping)."""
+
+    name = "mutant-lstm-peephole-order"
+
+    def lstm(self, x, h0, c0, W, b, reverse=False, lengths=None, peepholes=None):
+        if peepholes is not None:
+            H = peepholes.shape[-1] // 3
+            peepholes = _blocks(peepholes, (0, 2, 1), H)
+        return ref.lstm(x, h0, c0, W, b, reverse, lengths, peepholes)
+
+
+class BidirectionalHalvesSwapped(NumpyReference):
+    """Concatenates a bidirectional layer's outputs as [reverse | forward]: the halves of hs
+    (B, T, 2H) trade places (ONNX's Y (T, 2, B, H) unpacked in the wrong direction order)."""
+
+    name = "mutant-lstm-bidirectional-halves"
+
+    def lstm_bidirectional(self, x, h0, c0, W, b, lengths=None, peepholes=None):
+        hs, h_T, c_T = ref.lstm_bidirectional(x, h0, c0, W, b, lengths, peepholes)
+        H = hs.shape[-1] // 2
+        return np.concatenate([hs[..., H:], hs[..., :H]], axis=-1), h_T, c_T

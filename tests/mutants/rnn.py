@@ -1,8 +1,9 @@
 """Vanilla RNN mutants: the notes' BPTT Jacobian, clipping per element, truncated BPTT that
-does not stop the gradient, and the hidden sequence returned seq-first."""
+does not stop the gradient, the hidden sequence returned seq-first, and sequence_lens ignored."""
 
 import numpy as np
 
+from conformance.adapters.base import Unsupported
 from conformance.adapters.numpy_reference import NumpyReference
 from reference import rnn as ref
 
@@ -13,7 +14,11 @@ class NotesBpttJacobian(NumpyReference):
 
     name = "mutant-rnn-notes-jacobian"
 
-    def rnn_vjp(self, dhs, x, h0, W, U, b, nonlinearity="tanh", reverse=False, dh_T=None):
+    def rnn_vjp(
+        self, dhs, x, h0, W, U, b, nonlinearity="tanh", reverse=False, dh_T=None, lengths=None
+    ):
+        if lengths is not None:
+            raise Unsupported("this mutant has no sequence_lens")
         hs, _ = ref.rnn(x, h0, W, U, b, nonlinearity, reverse)
         B, T, H = hs.shape
         initial = np.zeros((B, H), dtype=x.dtype) if h0 is None else h0
@@ -62,6 +67,22 @@ class SeqFirst(NumpyReference):
 
     name = "mutant-rnn-seq-first"
 
-    def rnn(self, x, h0, W, U, b, nonlinearity="tanh", reverse=False):
-        hs, h_T = ref.rnn(x, h0, W, U, b, nonlinearity, reverse)
+    def rnn(self, x, h0, W, U, b, nonlinearity="tanh", reverse=False, lengths=None):
+        hs, h_T = ref.rnn(x, h0, W, U, b, nonlinearity, reverse, lengths)
         return np.ascontiguousarray(hs.transpose(1, 0, 2)), h_T
+
+
+class IgnoresSequenceLens(NumpyReference):
+    """Runs every row for all T steps whatever sequence_lens says (what onnx.reference 1.23.2
+    does): outputs past a row's length are not zero and h_T is the state after step T-1."""
+
+    name = "mutant-rnn-ignores-sequence-lens"
+
+    def rnn(self, x, h0, W, U, b, nonlinearity="tanh", reverse=False, lengths=None):
+        return ref.rnn(x, h0, W, U, b, nonlinearity, reverse)
+
+    def rnn_vjp(self, dhs, x, h0, W, U, b, nonlinearity="tanh", reverse=False, dh_T=None, **_):
+        return ref.rnn_vjp(dhs, x, h0, W, U, b, nonlinearity, reverse, dh_T)
+
+    def rnn_bidirectional(self, x, h0, W, U, b, nonlinearity="tanh", lengths=None):
+        return ref.rnn_bidirectional(x, h0, W, U, b, nonlinearity)

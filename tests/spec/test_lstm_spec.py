@@ -157,3 +157,59 @@ def test_cell_jacobian_is_the_reference_vjp(seed):
     )
     J10 = np.diag(f1[0])  # dc_1/dc_0 at fixed h_0: the direct path only
     np.testing.assert_allclose(dc0[0], (dc @ J21 @ J10)[0], rtol=1e-10, atol=1e-14)
+
+
+# -- peepholes (ONNX LSTM's P) ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("H", "D"), [(1, 1), (2, 1)])
+def test_peephole_cell_definition(H, D):
+    assert_identity(*S.peephole_cell_definition(H, D))
+
+
+@pytest.mark.parametrize(("H", "D"), [(1, 1), (2, 2)])
+def test_zero_peepholes_are_the_lstm(H, D):
+    assert_identity(*S.zero_peepholes_are_the_lstm(H, D))
+
+
+def test_peepholes_change_the_cell():
+    # Nonzero peepholes are a different layer (so the option is not a no-op).
+    W, b = S.params(1, 1)
+    h, c, x, P = vector("h", 1), vector("c", 1), vector("x", 1), vector("p", 3)
+    assert not identity_holds(
+        sp.Matrix.vstack(*S.peephole_lstm_step(W, b, P, h, c, x)),
+        sp.Matrix.vstack(*S.lstm_step(W, b, h, c, x)),
+    )
+
+
+def test_onnx_peephole_order_is_not_nnspecs():
+    # Reading ONNX's [Pi, Po, Pf] as (p_i, p_f, p_o) is another layer (mutant lstm-peephole-order).
+    H, D = 1, 1
+    W, b = S.params(H, D)
+    h, c, x, P = vector("h", H), vector("c", H), vector("x", D), vector("p", 3 * H)
+    onnx_order = sp.Matrix([P[0], P[2], P[1]])
+    assert not identity_holds(
+        sp.Matrix.vstack(*S.peephole_lstm_step(W, b, P, h, c, x)),
+        sp.Matrix.vstack(*S.peephole_lstm_step(W, b, onnx_order, h, c, x)),
+    )
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_two_peephole_steps_spec_is_reference(seed):
+    rng = np.random.default_rng(seed)
+    H, D = 2, 3
+    W, b = S.params(H, D)
+    P = vector("p", 3 * H)
+    h0, c0, x1, x2 = vector("h", H), vector("c", H), vector("x", D), vector("u", D)
+    h1, c1 = S.peephole_lstm_step(W, b, P, h0, c0, x1)
+    h2, c2 = S.peephole_lstm_step(W, b, P, h1, c1, x2)
+    f = lambdify([W, b, P, h0, c0, x1, x2], sp.Matrix.vstack(h1, h2, c2))
+    w, bb, p = (
+        rng.standard_normal((4 * H, H + D)),
+        rng.standard_normal(4 * H),
+        rng.standard_normal(3 * H),
+    )
+    h, c, x = rng.standard_normal(H), rng.standard_normal(H), rng.standard_normal((2, D))
+    spec = f(w, bb, p, h, c, x[0], x[1]).ravel()
+    hs, _, c_T = ref.lstm(x[None], h[None], c[None], w, bb, peepholes=p)
+    np.testing.assert_allclose(spec, np.concatenate([hs[0, 0], hs[0, 1], c_T[0]]), **TOL)
