@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from reference import activation as ref_activation
 from reference import attention, softmax
+from reference import equivariance as ref_equivariance
 from reference import gru as ref_gru
 from reference import linear_attention as ref_linear_attention
 from reference import lstm as ref_lstm
@@ -14,7 +15,9 @@ from reference import norm as ref_norm
 from reference import positional as ref_positional
 from reference import rnn as ref_rnn
 from reference import squeeze_excitation as ref_se
+from reference import swin as ref_swin
 from reference import transformer as ref_transformer
+from reference import vit as ref_vit
 
 
 @dataclass(frozen=True)
@@ -131,4 +134,27 @@ OPS: dict[str, Op] = {
     "squeeze_excitation": Op(
         "squeeze_excitation", ref_se.squeeze_excitation, ref_se.squeeze_excitation_vjp
     ),
+    # vision: vit, equivariance, swin (reference/vit.py, equivariance.py, swin.py)
+    "patch_embedding": Op("vit", ref_vit.patch_embedding, ref_vit.patch_embedding_vjp),
+    "vit_embed": Op("vit", ref_vit.vit_embed, ref_vit.vit_embed_vjp),
+    "vit_block": Op("vit", ref_vit.vit_block, ref_vit.vit_block_vjp),
+    "vit": Op("vit", ref_vit.vit, ref_vit.vit_vjp),
+    "conv2d": Op("equivariance", ref_equivariance.conv2d, ref_equivariance.conv2d_vjp),
+    "avg_pool2d": Op("equivariance", ref_equivariance.avg_pool2d, ref_equivariance.avg_pool2d_vjp),
+    "max_pool2d": Op("equivariance", ref_equivariance.max_pool2d, None),
+    "global_avg_pool": Op(
+        "equivariance", ref_equivariance.global_avg_pool, ref_equivariance.global_avg_pool_vjp
+    ),
+    "window_attention": Op(
+        "swin",
+        ref_swin.window_attention,
+        ref_swin.window_attention_vjp,
+        ("swin.pad_order", "swin.shift_rule"),
+    ),
+    "swin_block": Op(
+        "swin", ref_swin.swin_block, ref_swin.swin_block_vjp, ("swin.pad_order", "swin.shift_rule")
+    ),
+    "patch_merging": Op("swin", ref_swin.patch_merging, ref_swin.patch_merging_vjp),
+    "msa_macs": Op("swin", ref_swin.msa_layer_macs, None),
+    "w_msa_macs": Op("swin", ref_swin.w_msa_layer_macs, None),
 }

@@ -681,6 +681,190 @@ def recurrent_states(case: RecurrentCase, count: int, k: int = 0) -> np.ndarray 
     return np.stack([_sibling(case, j, case.inputs).state(k) for j in range(count)])
 
 
+# -- vision: vit, equivariance, swin --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VisionCase:
+    """An image (B, C, H, W) cut into p x p patches for ViT, and a channels-last feature map
+    (B, H, W, C) cut into M x M windows for Swin (the same case serves both)."""
+
+    batch: int
+    channels: int
+    h: int
+    w: int
+    patch: int  # ViT patch size p (H, W multiples of p)
+    n_heads: int
+    d_head: int  # ViT: D = n_heads * d_head; Swin: C = n_heads * d_head
+    window: int  # Swin window M
+    shift: int  # Swin shift: 0 (W-MSA) or M // 2 (SW-MSA)
+    d_ff: int
+    seed: int
+
+    @property
+    def d(self) -> int:
+        return self.n_heads * self.d_head
+
+    def rng(self, salt: int) -> np.random.Generator:
+        return np.random.default_rng(self.seed + salt)
+
+    def image(self) -> np.ndarray:
+        return self.rng(0).standard_normal((self.batch, self.channels, self.h, self.w))
+
+    def feature_map(self, h: int | None = None, w: int | None = None) -> np.ndarray:
+        h, w = h or self.h, w or self.w
+        return self.rng(1).standard_normal((self.batch, h, w, self.d))
+
+    def n_patches(self) -> int:
+        return (self.h // self.patch) * (self.w // self.patch)
+
+    def patch_params(self) -> tuple[np.ndarray, np.ndarray]:
+        rng = self.rng(2)
+        fan = self.channels * self.patch**2
+        return _fan_in(rng, fan, self.d), 0.3 * rng.standard_normal(self.d)
+
+    def embed_params(self) -> tuple[np.ndarray, ...]:
+        """W_E, b_E, cls, pos."""
+        rng = self.rng(3)
+        return (
+            *self.patch_params(),
+            rng.standard_normal(self.d),
+            0.5 * rng.standard_normal((self.n_patches() + 1, self.d)),
+        )
+
+    def _attention(self, rng) -> list[np.ndarray]:
+        d = self.d
+        return [
+            *(_fan_in(rng, d, d) for _ in range(4)),
+            *(0.3 * rng.standard_normal(d) for _ in range(3)),
+        ]
+
+    def _ln(self, rng, n: int | None = None) -> list[np.ndarray]:
+        n = n or self.d
+        return [1 + 0.2 * rng.standard_normal(n), 0.2 * rng.standard_normal(n)]
+
+    def _ffn(self, rng) -> list[np.ndarray]:
+        d, f = self.d, self.d_ff
+        return [
+            _fan_in(rng, d, f),
+            0.3 * rng.standard_normal(f),
+            _fan_in(rng, f, d),
+            0.3 * rng.standard_normal(d),
+        ]
+
+    def vit_block_params(self, salt: int = 4) -> tuple[np.ndarray, ...]:
+        """reference.vit.vit_block's: attention (7), LN1, FFN (4), LN2."""
+        rng = self.rng(salt)
+        return (*self._attention(rng), *self._ln(rng), *self._ffn(rng), *self._ln(rng))
+
+    def vit_params(self, depth: int = 2) -> tuple[np.ndarray, ...]:
+        blocks = [a for i in range(depth) for a in self.vit_block_params(10 + i)]
+        return (*self.embed_params(), *blocks, *self._ln(self.rng(9)))
+
+    def table(self, salt: int = 5) -> np.ndarray:
+        return 0.5 * self.rng(salt).standard_normal(((2 * self.window - 1) ** 2, self.n_heads))
+
+    def window_params(self) -> tuple[np.ndarray, ...]:
+        """reference.swin.window_attention's: W_Q, W_K, W_V, W_O, b_q, b_v, b_o, table."""
+        return (*self._attention(self.rng(6)), self.table())
+
+    def swin_block_params(self) -> tuple[np.ndarray, ...]:
+        rng = self.rng(7)
+        return (
+            *self._ln(rng),
+            *self._attention(rng),
+            self.table(),
+            *self._ln(rng),
+            *self._ffn(rng),
+        )
+
+    def merging_params(self) -> tuple[np.ndarray, ...]:
+        rng = self.rng(8)
+        return (*self._ln(rng, 4 * self.d), _fan_in(rng, 4 * self.d, 2 * self.d))
+
+    def window_options(self) -> dict:
+        return {"n_heads": self.n_heads, "window": self.window, "shift": self.shift}
+
+
+@st.composite
+def vision_cases(
+    draw,
+    divisible: bool = True,
+    shift: bool | None = None,
+    max_side: int = 8,
+    min_side: int = 2,
+    gradients: bool = False,
+    square: bool = False,
+) -> VisionCase:
+    """Images/feature maps of min_side..max_side pixels (both sides a multiple of the patch
+    size p in {1, 2, 4} and of the window M in {2, 4} when divisible), C <= 16.
+    divisible=False: H and W drawn freely in [M, max_side] (padding cases).
+    gradients=True: D >= 4 (see transformer_cases on why). square: H = W (torchvision's and
+    HF's whole ViT models take square images only)."""
+    window = draw(st.sampled_from((2, 4)))
+    patch = draw(st.sampled_from((1, 2, 4)))
+    unit = int(np.lcm(window, patch)) if divisible else 1
+    lo = max(min_side, window)
+    sides = st.integers(-(-lo // unit), max_side // unit).map(lambda k: k * unit)
+    h = draw(sides)
+    w = h if square else draw(sides)
+    n_heads = draw(st.integers(1, 2))
+    low_d = 4 if gradients else 2
+    d_head = draw(st.integers(-(-low_d // n_heads), 8 // n_heads))
+    shifted = draw(st.booleans()) if shift is None else shift
+    return VisionCase(
+        batch=draw(st.integers(1, 2)),
+        channels=draw(st.integers(1, 3)),
+        h=h,
+        w=w,
+        patch=patch,
+        n_heads=n_heads,
+        d_head=d_head,
+        window=window,
+        shift=window // 2 if shifted else 0,
+        d_ff=draw(st.integers(4, 12)),
+        seed=draw(SEEDS),
+    )
+
+
+@dataclass(frozen=True)
+class ConvCase:
+    batch: int
+    channels: int
+    out_channels: int
+    h: int
+    w: int
+    kernel: int  # odd: 'same' padding kernel // 2
+    seed: int
+
+    def x(self) -> np.ndarray:
+        return normal(self.seed, (self.batch, self.channels, self.h, self.w))
+
+    def params(self) -> tuple[np.ndarray, np.ndarray]:
+        rng = np.random.default_rng(self.seed + 1)
+        fan = self.channels * self.kernel**2
+        w = rng.standard_normal((self.out_channels, self.channels, self.kernel, self.kernel))
+        return w / np.sqrt(fan), 0.3 * rng.standard_normal(self.out_channels)
+
+
+@st.composite
+def conv_cases(draw, min_side: int = 3, max_side: int = 12, even: bool = False) -> ConvCase:
+    """Images of min_side..max_side pixels (even sides if even), 1..3 channels, kernels 1/3/5."""
+    kernel = draw(st.sampled_from((1, 3, 5)))
+    sides = st.integers(max(min_side, kernel), max_side)
+    if even:
+        sides = sides.map(lambda n: n + n % 2)
+    return ConvCase(
+        batch=draw(st.integers(1, 2)),
+        channels=draw(st.integers(1, 3)),
+        out_channels=draw(st.integers(1, 3)),
+        h=draw(sides),
+        w=draw(sides),
+        kernel=kernel,
+        seed=draw(SEEDS),
+    )
+
+
 def unshrunk():
     """Hypothesis settings for a property that a library's declared deviation (an xfail) fails
     on every example: the active profile without the shrink phase. Shrinking such a failure

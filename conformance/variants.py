@@ -79,6 +79,19 @@ VARIANTS: dict[str, Variant] = {
         "running = (1 - m) running + m batch (PyTorch, m = 0.1) or m running + (1 - m) batch "
         "(Keras m = 0.99, ONNX m = 0.9)",
     ),
+    # vision (reference/swin.py)
+    "swin.pad_order": Variant(
+        "pad_order",
+        ("pad_then_shift", "shift_then_pad"),
+        "a Swin map whose sides are not multiples of the window is zero-padded then rolled "
+        "(the Swin detection code, torchvision, HF) or rolled then padded (timm 1.0)",
+    ),
+    "swin.shift_rule": Variant(
+        "shift_rule",
+        ("per_axis", "both_axes"),
+        "SW-MSA on a map with one side holding a single window: no shift along that axis only "
+        "(timm, torchvision) or no shift at all once min(H, W) <= M (HF SwinLayer, original Swin)",
+    ),
     "activation.gelu": Variant(
         "approximation",
         ("exact", "tanh"),

@@ -33,6 +33,7 @@ from __future__ import annotations
 import math
 from typing import Any, ClassVar
 
+from conformance.adapters import vision_libs
 from conformance.adapters.pytorch import TorchCPU
 
 HF_ACTIVATIONS = {
@@ -217,6 +218,7 @@ HF_OPS = {
     "encoder_layer": bert_layer,
     "pre_ln_encoder_layer": gpt2_block,
     "positional": marian_positional,
+    **vision_libs.HF_OPS,  # ViTLayer, ViTModel, SwinLayer, SwinPatchMerging
 }
 
 
@@ -225,7 +227,10 @@ class HFTransformers(TorchCPU):
     dtypes = ("float64", "float32", "bfloat16")
     ops: ClassVar[dict[str, Any]] = HF_OPS
     requires: ClassVar[tuple[str, ...]] = ("torch", "transformers")
-    variants: ClassVar[dict[str, Any]] = {"positional.layout": "concatenated"}
+    variants: ClassVar[dict[str, Any]] = {
+        "positional.layout": "concatenated",
+        **vision_libs.HF_VARIANTS,  # SwinLayer's shift rule
+    }
     # Observed with transformers 5.23.0: MarianSinusoidalPositionalEmbedding.create_weight builds
     # the table in float64 NumPy, then stores it through torch.FloatTensor, so a float64 module
     # holds a float32-rounded table (error ~4e-8 where float64 allows ~1e-15).

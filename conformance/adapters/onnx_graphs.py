@@ -26,11 +26,17 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 from numpy.lib.array_utils import normalize_axis_index
 
-from conformance.adapters import onnx_attention, onnx_norm, onnx_recurrent
+from conformance.adapters import (
+    onnx_attention,
+    onnx_norm,
+    onnx_recurrent,
+    onnx_vision,
+)
 from conformance.adapters.base import Adapter, Unsupported
 from conformance.adapters.onnx_attention import OnnxAttentionMixin
 from conformance.adapters.onnx_norm import OnnxNormMixin
 from conformance.adapters.onnx_recurrent import OnnxRecurrentMixin
+from conformance.adapters.onnx_vision import OnnxVisionMixin
 
 if TYPE_CHECKING:
     import onnx
@@ -232,7 +238,13 @@ def _dtype_name(*arrays: np.ndarray) -> str:
     return names.pop()
 
 
-class _OnnxAdapter(OnnxRecurrentMixin, OnnxNormMixin, OnnxAttentionMixin, Adapter):
+class _OnnxAdapter(
+    OnnxRecurrentMixin,
+    OnnxNormMixin,
+    OnnxAttentionMixin,
+    OnnxVisionMixin,
+    Adapter,
+):
     """Graph building, caching and the canonical-layout plumbing; subclasses only compile."""
 
     dtypes: ClassVar[tuple[str, ...]] = ("float64", "float32")
@@ -386,6 +398,7 @@ class OnnxReference(_OnnxAdapter):
         **onnx_recurrent.REFERENCE_XFAILS,
         **onnx_norm.REFERENCE_XFAILS,
         **onnx_attention.REFERENCE_XFAILS,
+        **onnx_vision.REFERENCE_XFAILS,
     }
 
     def unavailable(self) -> str | None:

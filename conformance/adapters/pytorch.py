@@ -11,7 +11,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from conformance.adapters import autograd, torch_attention, torch_norm, torch_recurrent
+from conformance.adapters import (
+    autograd,
+    torch_attention,
+    torch_norm,
+    torch_recurrent,
+    torch_vision,
+)
 from conformance.adapters.base import Adapter
 
 
@@ -57,6 +63,7 @@ TORCH_OPS = {
     **torch_recurrent.OPS,
     **torch_norm.OPS,
     **torch_attention.OPS,
+    **torch_vision.OPS,
 }
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from conformance.adapters import vision_libs
 from conformance.adapters.pytorch import TorchCPU
 from conformance.adapters.torch_norm import se_conv_params
 
@@ -28,14 +29,15 @@ def _timm_se(x, w1, b1, w2, b2):
 
 
 # op -> torch function on tensors in nnspec's canonical layout
-TIMM_OPS = {"squeeze_excitation": _timm_se}
+TIMM_OPS = {"squeeze_excitation": _timm_se, **vision_libs.TIMM_OPS}
 
 
 class TimmCPU(TorchCPU):
     name = "timm"
     ops: ClassVar[dict[str, Any]] = TIMM_OPS
     requires: ClassVar[tuple[str, ...]] = ("torch", "timm")
-    variants: ClassVar[dict[str, Any]] = {}
+    # timm's SwinTransformerBlock rolls, then pads (conformance/adapters/vision_libs.py)
+    variants: ClassVar[dict[str, Any]] = {**vision_libs.TIMM_VARIANTS}
     xfails: ClassVar[dict[str, str]] = {}
 
     def describe(self) -> dict[str, Any]:

@@ -97,4 +97,15 @@ MUTANTS: dict[str, Mutant] = {
     "gru-reset-placement-swapped": Mutant(
         "tests/mutants/gru.py:ResetAfter", "gru", diagnosis="matches variant gru.reset=after"
     ),
+    # vision: swin, vit
+    "swin-shift-wrong-direction": Mutant("tests/mutants/swin.py:ShiftWrongDirection", "swin"),
+    "swin-shift-not-undone": Mutant("tests/mutants/swin.py:ShiftNotUndone", "swin"),
+    "swin-missing-mask": Mutant("tests/mutants/swin.py:MissingMask", "swin"),
+    "swin-mask-on-unshifted-grid": Mutant("tests/mutants/swin.py:MaskOnUnshiftedGrid", "swin"),
+    "swin-relative-index-transposed": Mutant(
+        "tests/mutants/swin.py:RelativeIndexTransposed", "swin"
+    ),
+    "swin-merging-neighbour-order": Mutant("tests/mutants/swin.py:MergingNeighbourOrder", "swin"),
+    "vit-cls-appended": Mutant("tests/mutants/vit.py:ClsAppended", "vit"),
+    "vit-pos-after-first-block": Mutant("tests/mutants/vit.py:PositionAfterFirstBlock", "vit"),
 }
