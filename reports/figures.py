@@ -119,11 +119,19 @@ def _attention_scaling(folder: Path) -> Path:
     return attention_scaling_figure(folder)
 
 
+def _swin_cost(folder: Path) -> Path:
+    from reports.swin_cost import swin_cost_figure
+
+    return swin_cost_figure(folder)
+
+
 # Figures drawn from the reference kernels themselves, not from results: what the lecture notes
-# claim (gradient flow through time, linear vs softmax attention cost), made visible.
+# claim (gradient flow through time, linear vs softmax attention cost, MSA vs W-MSA cost), made
+# visible.
 REFERENCE_FIGURES: dict[str, Callable[[Path], Path]] = {
     "gradient_flow.png": _gradient_flow,
     "attention_scaling.png": _attention_scaling,
+    "swin_cost.png": _swin_cost,
 }
 
 

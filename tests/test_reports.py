@@ -299,7 +299,7 @@ def test_cli_prints_summary_and_report_path(tmp_path: Path) -> None:
     assert lines[-1] == f"report: {out / 'index.html'}"
     assert (out / "index.html").is_file()
     # A user's report carries the figures drawn from the reference kernels too.
-    for name in ("gradient_flow.png", "attention_scaling.png"):
+    for name in ("gradient_flow.png", "attention_scaling.png", "swin_cost.png"):
         assert (out / "figures" / name).read_bytes().startswith(PNG_MAGIC)
         assert f"figures/{name}" in (out / "report.md").read_text()
     header = lines[0].split()
