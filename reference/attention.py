@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference.common import T, mm, store, unbroadcast
+from reference.common import T, kernel_form, mm, store, unbroadcast
 
 
 def _scale(dk: int, dtype: np.dtype, scale_rule: str) -> np.ndarray:
@@ -122,8 +122,15 @@ def sdpa_vjp(
     # (torch's CPU and CUDA SDPA backward): where ds cancels (few keys, a saturated row) the
     # rounding of this term decides the error, and the honest-kernel model must round it as
     # they do (measured: torch's margins on 2-key multi-head cases fell from ~1.9 to ~0.2).
-    out = store(mm(alpha, v))  # the forward output, as saved for backward
-    ds = alpha * (dalpha - (dout * out).sum(axis=-1, keepdims=True))
+    # torch's float64 CPU path (the math backend) uses the textbook rowsum(dalpha * alpha)
+    # instead, whose rounding differs (up to ~4x on a 1-head ViT case): the tolerance models
+    # draw either form (kernel_form).
+    if kernel_form("rowsum(dO*O)", "rowsum(dalpha*alpha)") == "rowsum(dO*O)":
+        out = store(mm(alpha, v))  # the forward output, as saved for backward
+        row = (dout * out).sum(axis=-1, keepdims=True)
+    else:
+        row = (dalpha * alpha).sum(axis=-1, keepdims=True)
+    ds = alpha * (dalpha - row)
     if masked_rows != "nan":
         tq, tk = q.shape[-2], k.shape[-2]
         allowed = visible(tq, tk, mask, causal, causal_alignment, attn_bias)

@@ -63,6 +63,15 @@ def store(x: np.ndarray) -> np.ndarray:
     return y.astype(x.dtype)
 
 
+def kernel_form(*forms: str) -> str:
+    """Which of several exact, equally standard formulations a kernel uses (forms[0] is the
+    reference's). Under the Monte Carlo models of conformance/tolerance.py (a jitter generator
+    is set) each model draws one, so the derived tolerance covers every honest kernel, not only
+    the one the reference happens to write."""
+    rng = _JITTER.get()
+    return forms[0] if rng is None else forms[int(rng.integers(len(forms)))]
+
+
 @contextmanager
 def storage_dtype(dtype: np.dtype, jitter: np.random.Generator | None = None) -> Iterator[None]:
     token = _STORAGE.set(np.dtype(dtype))
