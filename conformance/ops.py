@@ -7,8 +7,10 @@ from dataclasses import dataclass
 
 from reference import activation as ref_activation
 from reference import attention, softmax
+from reference import captioning as ref_captioning
 from reference import equivariance as ref_equivariance
 from reference import gru as ref_gru
+from reference import language as ref_language
 from reference import linear_attention as ref_linear_attention
 from reference import lstm as ref_lstm
 from reference import norm as ref_norm
@@ -157,4 +159,44 @@ OPS: dict[str, Op] = {
     "patch_merging": Op("swin", ref_swin.patch_merging, ref_swin.patch_merging_vjp),
     "msa_macs": Op("swin", ref_swin.msa_layer_macs, None),
     "w_msa_macs": Op("swin", ref_swin.w_msa_layer_macs, None),
+    # language models (reference/language.py); the decoders return int64 tokens (no vjp)
+    "embedding": Op("language", ref_language.embedding, ref_language.embedding_vjp),
+    "one_hot_embedding": Op(
+        "language", ref_language.one_hot_embedding, ref_language.one_hot_embedding_vjp
+    ),
+    "lm_head": Op("language", ref_language.lm_head, ref_language.lm_head_vjp),
+    "cross_entropy": Op(
+        "language",
+        ref_language.cross_entropy,
+        ref_language.cross_entropy_vjp,
+        ("cross_entropy.label_smoothing", "cross_entropy.ignore_index", "cross_entropy.mean"),
+    ),
+    "rnn_lm": Op("language", ref_language.rnn_lm, ref_language.rnn_lm_vjp),
+    "lstm_lm": Op("language", ref_language.lstm_lm, ref_language.lstm_lm_vjp),
+    "lm_loss": Op(
+        "language", ref_language.lm_loss, ref_language.lm_loss_vjp, ("cross_entropy.mean",)
+    ),
+    "lstm_greedy": Op("language", ref_language.lstm_greedy, None),
+    "lstm_sample": Op("language", ref_language.lstm_sample, None),
+    "sample_tokens": Op("language", ref_language.sample_tokens, None),
+    # decoders over an adapter's own model (the reference's: a seeded LSTM LM; HF: GPT-2)
+    "lm_next_logits": Op("language", ref_language.lm_next_logits, None),
+    "lm_generate_greedy": Op("language", ref_language.lm_generate_greedy, None),
+    "lm_generate_sample": Op("language", ref_language.lm_generate_sample, None),
+    # image captioning (reference/captioning.py)
+    "show_and_tell": Op(
+        "captioning",
+        ref_captioning.show_and_tell,
+        ref_captioning.show_and_tell_vjp,
+        ("captioning.image_input",),
+    ),
+    "attention_weights": Op(
+        "captioning", ref_captioning.attention_weights, ref_captioning.attention_weights_vjp
+    ),
+    "soft_attention": Op(
+        "captioning", ref_captioning.soft_attention, ref_captioning.soft_attention_vjp
+    ),
+    "show_attend_tell": Op(
+        "captioning", ref_captioning.show_attend_tell, ref_captioning.show_attend_tell_vjp
+    ),
 }

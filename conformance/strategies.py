@@ -865,6 +865,184 @@ def conv_cases(draw, min_side: int = 3, max_side: int = 12, even: bool = False) 
     )
 
 
+# -- language models and captioning (reference/language.py, reference/captioning.py) -----------
+
+
+@dataclass(frozen=True)
+class LanguageCase:
+    """Token ids (B, T) over a vocabulary of V, an embedding (E, V), an LSTM or RNN of hidden
+    size H on the embeddings, and an LM head (V, H). Weights are N(0, 1) / sqrt(fan-in) times
+    scale; the head's logits are spread by logit_scale (larger: a peakier softmax)."""
+
+    batch: int
+    steps: int
+    vocab: int
+    embed: int
+    hidden: int
+    initial: bool
+    logit_scale: float
+    seed: int
+
+    def _rng(self, offset: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, offset])
+
+    def ids(self, steps: int | None = None, k: int = 0) -> np.ndarray:
+        shape = (self.batch, self.steps if steps is None else steps)
+        return self._rng(20 + k).integers(0, self.vocab, shape)
+
+    def W_emb(self) -> np.ndarray:
+        return self._rng(1).standard_normal((self.embed, self.vocab))
+
+    def state(self, k: int = 0) -> np.ndarray | None:
+        if not self.initial:
+            return None
+        return self._rng(2 + k).standard_normal((self.batch, self.hidden))
+
+    def lstm(self) -> tuple[np.ndarray, np.ndarray]:
+        """W (4H, H + E) on [h; x], blocks i, f, o, g; b (4H,)."""
+        H, E = self.hidden, self.embed
+        rng = self._rng(4)
+        return rng.standard_normal((4 * H, H + E)) / np.sqrt(H + E), rng.standard_normal(
+            4 * H
+        ) * 0.5
+
+    def rnn(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """W (H, H), U (H, E), b (H,)."""
+        H, E = self.hidden, self.embed
+        rng = self._rng(5)
+        W = rng.standard_normal((H, H)) / np.sqrt(H + E)
+        return W, rng.standard_normal((H, E)) / np.sqrt(H + E), rng.standard_normal(H) * 0.5
+
+    def head(self) -> tuple[np.ndarray, np.ndarray]:
+        """W_d (V, H), b_d (V,)."""
+        rng = self._rng(6)
+        W_d = (
+            rng.standard_normal((self.vocab, self.hidden)) * self.logit_scale / np.sqrt(self.hidden)
+        )
+        return W_d, rng.standard_normal(self.vocab) * 0.5 * self.logit_scale
+
+    def lm_params(self) -> tuple:
+        """(h0, c0, W_emb, W, b, W_d, b_d): the LSTM LM's inputs after the ids."""
+        return (self.state(0), self.state(1), self.W_emb(), *self.lstm(), *self.head())
+
+    def logits(self, rows: int | None = None) -> np.ndarray:
+        shape = (self.batch, self.steps, self.vocab) if rows is None else (rows, self.vocab)
+        return self._rng(7).standard_normal(shape) * self.logit_scale
+
+    def cotangent(self, *shape: int, k: int = 0) -> np.ndarray:
+        return self._rng(10 + k).standard_normal(shape)
+
+
+@st.composite
+def language_cases(
+    draw,
+    min_steps: int = 1,
+    max_steps: int = 12,
+    min_vocab: int = 2,
+    max_vocab: int = 32,
+    max_hidden: int = 8,
+    scales: tuple[float, ...] = (0.5, 1.0, 3.0),
+) -> LanguageCase:
+    """Small language-model problems: B 1..3, T min_steps..max_steps (<= 12), V 2..32,
+    E 1..6, H 1..max_hidden (<= 16)."""
+    return LanguageCase(
+        batch=draw(st.integers(1, 3)),
+        steps=draw(st.integers(min_steps, max_steps)),
+        vocab=draw(st.integers(min_vocab, max_vocab)),
+        embed=draw(st.integers(1, 6)),
+        hidden=draw(st.integers(1, max_hidden)),
+        initial=draw(st.booleans()),
+        logit_scale=draw(st.sampled_from(scales)),
+        seed=draw(SEEDS),
+    )
+
+
+@dataclass(frozen=True)
+class CaptionCase:
+    """A batch of B images as L location features a (B, L, D) (pooled: v (B, F)), captions
+    (B, T) over V words, and a decoder: embedding (E, V), attention (W_a (A, D), W_h (A, H),
+    w (A,)), an LSTM of hidden size H and an LM head (V, H)."""
+
+    batch: int
+    steps: int
+    locations: int
+    features: int
+    attn: int
+    hidden: int
+    embed: int
+    vocab: int
+    initial: bool
+    seed: int
+
+    def _rng(self, offset: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, offset])
+
+    def a(self) -> np.ndarray:
+        return self._rng(0).standard_normal((self.batch, self.locations, self.features))
+
+    def v(self) -> np.ndarray:
+        return self._rng(1).standard_normal((self.batch, self.features))
+
+    def h(self) -> np.ndarray:
+        return self._rng(2).standard_normal((self.batch, self.hidden))
+
+    def captions(self) -> np.ndarray:
+        return self._rng(3).integers(0, self.vocab, (self.batch, self.steps))
+
+    def state(self, k: int = 0) -> np.ndarray | None:
+        if not self.initial:
+            return None
+        return self._rng(4 + k).standard_normal((self.batch, self.hidden))
+
+    def attention(self, features: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """W_a (A, D), W_h (A, H), w (A,)."""
+        D = self.features if features is None else features
+        rng = self._rng(6)
+        A, H = self.attn, self.hidden
+        return (
+            rng.standard_normal((A, D)) / np.sqrt(D),
+            rng.standard_normal((A, H)) / np.sqrt(H),
+            rng.standard_normal(A) * 1.5,
+        )
+
+    def lstm(self, inputs: int) -> tuple[np.ndarray, np.ndarray]:
+        H = self.hidden
+        rng = self._rng(7)
+        return rng.standard_normal((4 * H, H + inputs)) / np.sqrt(H + inputs), (
+            rng.standard_normal(4 * H) * 0.5
+        )
+
+    def W_emb(self) -> np.ndarray:
+        return self._rng(8).standard_normal((self.embed, self.vocab))
+
+    def W_img(self) -> np.ndarray:
+        return self._rng(9).standard_normal((self.embed, self.features)) / np.sqrt(self.features)
+
+    def head(self) -> tuple[np.ndarray, np.ndarray]:
+        rng = self._rng(10)
+        return rng.standard_normal((self.vocab, self.hidden)), rng.standard_normal(self.vocab) * 0.5
+
+    def cotangent(self, *shape: int, k: int = 0) -> np.ndarray:
+        return self._rng(11 + k).standard_normal(shape)
+
+
+@st.composite
+def caption_cases(draw, max_locations: int = 9, max_steps: int = 6) -> CaptionCase:
+    """B 1..3, T 1..max_steps, L 1..max_locations, D 1..6, A 1..6, H 1..8, E 1..6, V 2..32."""
+    return CaptionCase(
+        batch=draw(st.integers(1, 3)),
+        steps=draw(st.integers(1, max_steps)),
+        locations=draw(st.integers(1, max_locations)),
+        features=draw(st.integers(1, 6)),
+        attn=draw(st.integers(1, 6)),
+        hidden=draw(st.integers(1, 8)),
+        embed=draw(st.integers(1, 6)),
+        vocab=draw(st.integers(2, 32)),
+        initial=draw(st.booleans()),
+        seed=draw(SEEDS),
+    )
+
+
 def unshrunk():
     """Hypothesis settings for a property that a library's declared deviation (an xfail) fails
     on every example: the active profile without the shrink phase. Shrinking such a failure

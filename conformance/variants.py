@@ -98,6 +98,32 @@ VARIANTS: dict[str, Variant] = {
         "GELU as x Phi(x) (torch approximate='none', HF 'gelu') or its tanh approximation "
         "(torch approximate='tanh', HF 'gelu_new', GPT-2)",
     ),
+    # language models and captioning (reference/language.py, reference/captioning.py)
+    "cross_entropy.label_smoothing": Variant(
+        "smoothing",
+        ("uniform", "others"),
+        "label smoothing eps as the mix (1 - eps) onehot + eps/V (Szegedy et al. 2016, torch, "
+        "Keras) or 1 - eps on the target and eps/(V - 1) on every other class (fairseq)",
+    ),
+    "cross_entropy.ignore_index": Variant(
+        "ignored",
+        ("excluded", "counted"),
+        "the mean of a loss with ignored targets divides by the kept tokens (torch ignore_index) "
+        "or by every token (a mask multiplied in, then .mean())",
+    ),
+    "cross_entropy.mean": Variant(
+        "mean_over",
+        ("tokens", "sequences"),
+        "a mean cross-entropy over (B, T) targets averages every token (torch, Keras) or sums "
+        "over time per sequence, the notes' Σ_t L, and averages over the batch (TF "
+        "sequence_loss(average_across_timesteps=False), loss.sum() / batch_size)",
+    ),
+    "captioning.image_input": Variant(
+        "image_input",
+        ("first", "every_step"),
+        "the image feature is the decoder's first input only (Show and Tell, the notes) or also "
+        "added to every word's input (the image seen at every step, as m-RNN / LRCN decoders)",
+    ),
 }
 
 

@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 from typing import Any, ClassVar
 
-from conformance.adapters import vision_libs
+from conformance.adapters import hf_language, vision_libs
 from conformance.adapters.pytorch import TorchCPU
 
 HF_ACTIVATIONS = {
@@ -218,6 +218,7 @@ HF_OPS = {
     "encoder_layer": bert_layer,
     "pre_ln_encoder_layer": gpt2_block,
     "positional": marian_positional,
+    **hf_language.OPS,  # GPT-2 decoding: lm_next_logits, lm_generate_greedy/_sample
     **vision_libs.HF_OPS,  # ViTLayer, ViTModel, SwinLayer, SwinPatchMerging
 }
 
@@ -257,5 +258,6 @@ class HFTransformers(TorchCPU):
                 "encoder_layer": "BertLayer (sdpa)",
                 "pre_ln_encoder_layer": "GPT2Block (sdpa)",
                 "positional": "MarianSinusoidalPositionalEmbedding",
+                "lm_generate_greedy": "GPT2LMHeadModel.generate (tiny, random)",
             },
         }

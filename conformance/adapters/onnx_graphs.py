@@ -28,12 +28,14 @@ from numpy.lib.array_utils import normalize_axis_index
 
 from conformance.adapters import (
     onnx_attention,
+    onnx_language,
     onnx_norm,
     onnx_recurrent,
     onnx_vision,
 )
 from conformance.adapters.base import Adapter, Unsupported
 from conformance.adapters.onnx_attention import OnnxAttentionMixin
+from conformance.adapters.onnx_language import OnnxLanguageMixin
 from conformance.adapters.onnx_norm import OnnxNormMixin
 from conformance.adapters.onnx_recurrent import OnnxRecurrentMixin
 from conformance.adapters.onnx_vision import OnnxVisionMixin
@@ -242,6 +244,7 @@ class _OnnxAdapter(
     OnnxRecurrentMixin,
     OnnxNormMixin,
     OnnxAttentionMixin,
+    OnnxLanguageMixin,
     OnnxVisionMixin,
     Adapter,
 ):
@@ -398,6 +401,7 @@ class OnnxReference(_OnnxAdapter):
         **onnx_recurrent.REFERENCE_XFAILS,
         **onnx_norm.REFERENCE_XFAILS,
         **onnx_attention.REFERENCE_XFAILS,
+        **onnx_language.REFERENCE_XFAILS,
         **onnx_vision.REFERENCE_XFAILS,
     }
 

@@ -97,6 +97,26 @@ MUTANTS: dict[str, Mutant] = {
     "gru-reset-placement-swapped": Mutant(
         "tests/mutants/gru.py:ResetAfter", "gru", diagnosis="matches variant gru.reset=after"
     ),
+    # language models and captioning
+    "language-cross-entropy-double-softmax": Mutant(
+        "tests/mutants/language.py:DoubleSoftmax", "language"
+    ),
+    "language-lm-target-not-shifted": Mutant(
+        "tests/mutants/language.py:TargetNotShifted", "language"
+    ),
+    "language-greedy-past-eos": Mutant("tests/mutants/language.py:GreedyPastEos", "language"),
+    "language-sampling-ignores-temperature": Mutant(
+        "tests/mutants/language.py:SamplingIgnoresTemperature", "language"
+    ),
+    "language-greedy-sampler": Mutant("tests/mutants/language.py:GreedySampler", "language"),
+    "captioning-attention-over-batch": Mutant(
+        "tests/mutants/captioning.py:AttentionOverBatch", "captioning"
+    ),
+    "captioning-image-every-step": Mutant(
+        "tests/mutants/captioning.py:ImageEveryStep",
+        "captioning",
+        diagnosis="matches variant captioning.image_input=every_step",
+    ),
     # vision: swin, vit
     "swin-shift-wrong-direction": Mutant("tests/mutants/swin.py:ShiftWrongDirection", "swin"),
     "swin-shift-not-undone": Mutant("tests/mutants/swin.py:ShiftNotUndone", "swin"),
