@@ -290,7 +290,12 @@ def render(data: Mapping[str, Any], figure_paths: Mapping[str, Path]) -> str:
     sections += [matrix(data), reasons(data)]
     if "trace" in data:
         sections.append(trace(data))
-    sections += [figures(figure_paths), runs_metadata(data)]
+    sections.append(figures(figure_paths))
+    if "model_costs" in data:
+        costs = data["model_costs"]
+        title = "Model cost (FLOP models, reference/vit.py and reference/swin.py)"
+        sections.append(section("costs", title, table(costs["headers"], costs["rows"])))
+    sections.append(runs_metadata(data))
     nav = [
         ("runs", "runs"),
         ("summary", "summary"),
@@ -300,6 +305,7 @@ def render(data: Mapping[str, Any], figure_paths: Mapping[str, Path]) -> str:
         ("reasons", "reasons"),
         *((("trace", "traceability"),) if "trace" in data else ()),
         ("figures", "figures"),
+        *((("costs", "model cost"),) if "model_costs" in data else ()),
         ("metadata", "run metadata"),
     ]
     return page("nnspec conformance report", nav, overview, sections)

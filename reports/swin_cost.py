@@ -124,20 +124,27 @@ def network_cost_rows(img_size: int = 224) -> list[dict]:
     return rows
 
 
-def network_cost_table(img_size: int = 224) -> str:
-    """A Markdown table (tabulate) of network_cost_rows: GMACs (the papers' "GFLOPs"), GFLOPs
-    as torch.utils.flop_counter counts them (2 per MAC), parameters, attention MACs share."""
-    from tabulate import tabulate
-
+def network_cost_cells(img_size: int = 224) -> dict[str, list]:
+    """{"headers", "rows"} of network_cost_rows as text: GMACs (the papers' "GFLOPs"), GFLOPs
+    as torch.utils.flop_counter counts them (2 per MAC), parameters, attention MACs share. The
+    report renders it (summary.json key "model_costs")."""
     rows = [
-        (
+        [
             r["model"],
             f"{r['gmacs']:.2f}",
             f"{2 * r['gmacs']:.2f}",
             f"{r['mparams']:.2f}",
             f"{100 * r['macs']['attention'] / r['macs']['total']:.0f}%",
-        )
+        ]
         for r in network_cost_rows(img_size)
     ]
-    headers = (f"model ({img_size}²)", "GMACs", "GFLOPs (2/MAC)", "params (M)", "attention")
-    return tabulate(rows, headers=headers, tablefmt="github")
+    headers = [f"model ({img_size}²)", "GMACs", "GFLOPs (2/MAC)", "params (M)", "attention"]
+    return {"headers": headers, "rows": rows}
+
+
+def network_cost_table(img_size: int = 224) -> str:
+    """network_cost_cells as a Markdown table."""
+    from tabulate import tabulate
+
+    cells = network_cost_cells(img_size)
+    return tabulate(cells["rows"], headers=cells["headers"], tablefmt="github")

@@ -22,6 +22,10 @@ def write_report(
     """Write every output into out (created if needed); returns the summary data."""
     out.mkdir(parents=True, exist_ok=True)
     data = summarize(runs, trace)
+    if reference_figures:  # the FLOP models' table travels with the reference figures
+        from reports.swin_cost import network_cost_cells
+
+        data["model_costs"] = network_cost_cells()
     records = [r for run in runs for r in run.records]
     figures = draw_figures(records, out / "figures", reference=reference_figures)
     # allow_nan=False: summary.json must stay strict JSON for other tools to read.

@@ -302,6 +302,9 @@ def test_cli_prints_summary_and_report_path(tmp_path: Path) -> None:
     for name in ("gradient_flow.png", "attention_scaling.png", "swin_cost.png"):
         assert (out / "figures" / name).read_bytes().startswith(PNG_MAGIC)
         assert f"figures/{name}" in (out / "report.md").read_text()
+    # ... and the whole-network cost table of the FLOP models, in both renderings.
+    assert "ViT-B/16" in (out / "report.md").read_text()
+    assert "ViT-B/16" in (out / "index.html").read_text()
     header = lines[0].split()
     assert header[:2] == ["component", "adapter"] and "margin" in header
     rows = {tuple(line.split()[:2]): line.split()[2:] for line in lines[2:] if line.strip()}
