@@ -144,4 +144,6 @@ def report(session: nox.Session) -> None:
             session.error(f"no results folders under {OUT / 'results'}: run `nox -s conformance`")
     if "--out" not in args:
         args += ["--out", str(OUT / "report")]
+    if "--bench" not in args and (OUT / "bench" / "ratios.json").is_file():
+        args += ["--bench", str(OUT / "bench")]  # what `nox -s bench` measured
     session.run("python", "-m", "reports", *args)

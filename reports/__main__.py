@@ -68,6 +68,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "scaling): they take seconds and do not depend on the results",
     )
     parser.add_argument(
+        "--bench",
+        type=Path,
+        metavar="DIR",
+        help="also show the benchmarks written by `nox -s bench` (DIR/ratios.json and figures)",
+    )
+    parser.add_argument(
         "--strict",
         action="store_true",
         help="exit 1 when any check failed or errored (xfails do not count): for CI",
@@ -85,7 +91,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         runs = load_runs(args.folders)
         data = write_report(
-            runs, load_trace(), args.out, reference_figures=not args.no_reference_figures
+            runs,
+            load_trace(),
+            args.out,
+            reference_figures=not args.no_reference_figures,
+            bench=args.bench,
         )
     except ReportError as exc:
         print(f"error: {visible(str(exc))}", file=sys.stderr)

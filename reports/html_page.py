@@ -291,10 +291,9 @@ def render(data: Mapping[str, Any], figure_paths: Mapping[str, Path]) -> str:
     if "trace" in data:
         sections.append(trace(data))
     sections.append(figures(figure_paths))
-    if "model_costs" in data:
-        costs = data["model_costs"]
-        title = "Model cost (FLOP models, reference/vit.py and reference/swin.py)"
-        sections.append(section("costs", title, table(costs["headers"], costs["rows"])))
+    for extra in data.get("tables", []):
+        parts = [*extra.get("notes", []), table(extra["headers"], extra["rows"])]
+        sections.append(section(extra["anchor"], extra["title"], *parts))
     sections.append(runs_metadata(data))
     nav = [
         ("runs", "runs"),
@@ -305,7 +304,7 @@ def render(data: Mapping[str, Any], figure_paths: Mapping[str, Path]) -> str:
         ("reasons", "reasons"),
         *((("trace", "traceability"),) if "trace" in data else ()),
         ("figures", "figures"),
-        *((("costs", "model cost"),) if "model_costs" in data else ()),
+        *((t["anchor"], t["anchor"]) for t in data.get("tables", [])),
         ("metadata", "run metadata"),
     ]
     return page("nnspec conformance report", nav, overview, sections)

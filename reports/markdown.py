@@ -234,9 +234,10 @@ def render(data: dict[str, Any], figures: Sequence[str]) -> str:
     if "trace" in data:
         lines += trace_section(data)
     lines += ["## Figures", ""] + [f"![{name}](figures/{name})" for name in figures] + [""]
-    if "model_costs" in data:
-        costs = data["model_costs"]
-        lines += ["## Model cost (FLOP models, reference/vit.py and reference/swin.py)", ""]
-        lines += [table(costs["headers"], costs["rows"]), ""]
+    for extra in data.get("tables", []):
+        lines += [f"## {extra['title']}", ""]
+        for note in extra.get("notes", []):
+            lines += [note, ""]
+        lines += [table(extra["headers"], extra["rows"]), ""]
     lines += runs_section(data)
     return "\n".join(lines)

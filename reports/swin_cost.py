@@ -127,7 +127,7 @@ def network_cost_rows(img_size: int = 224) -> list[dict]:
 def network_cost_cells(img_size: int = 224) -> dict[str, list]:
     """{"headers", "rows"} of network_cost_rows as text: GMACs (the papers' "GFLOPs"), GFLOPs
     as torch.utils.flop_counter counts them (2 per MAC), parameters, attention MACs share. The
-    report renders it (summary.json key "model_costs")."""
+    report renders it (one of summary.json's "tables")."""
     rows = [
         [
             r["model"],

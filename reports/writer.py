@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from reports import html_page, markdown
+from reports.bench_section import bench_section
 from reports.figures import draw_figures
 from reports.load import Run, Warn, load_runs, load_trace, stderr_warn
 from reports.summarize import summarize
@@ -18,16 +19,23 @@ def write_report(
     trace: Sequence[dict[str, Any]] | None,
     out: Path,
     reference_figures: bool = True,
+    bench: Path | None = None,
 ) -> dict[str, Any]:
     """Write every output into out (created if needed); returns the summary data."""
     out.mkdir(parents=True, exist_ok=True)
     data = summarize(runs, trace)
+    data["tables"] = []
     if reference_figures:  # the FLOP models' table travels with the reference figures
         from reports.swin_cost import network_cost_cells
 
-        data["model_costs"] = network_cost_cells()
+        title = "Model cost (FLOP models, reference/vit.py and reference/swin.py)"
+        data["tables"].append({"anchor": "costs", "title": title, **network_cost_cells()})
     records = [r for run in runs for r in run.records]
     figures = draw_figures(records, out / "figures", reference=reference_figures)
+    if bench is not None:
+        table, bench_figures = bench_section(Path(bench), out / "figures")
+        data["tables"].append(table)
+        figures.update(bench_figures)
     # allow_nan=False: summary.json must stay strict JSON for other tools to read.
     (out / "summary.json").write_text(
         json.dumps(data, indent=2, allow_nan=False, default=str) + "\n", encoding="utf-8"

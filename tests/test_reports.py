@@ -344,3 +344,28 @@ def test_cli_one_line_errors(tmp_path: Path, case: str) -> None:
     assert proc.stderr.startswith("error:") and named in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "out" / "index.html").exists()
+
+
+def test_bench_results_become_a_report_section(tmp_path: Path) -> None:
+    # What `nox -s bench` wrote (benchmarks/ratios.py's JSON) shown in both renderings.
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    op = {
+        "op": "sdpa",
+        "size": "B=2",
+        "seconds": {"reference-fwd+bwd": 0.3, "torch-fwd+bwd": 0.1},
+        "reference_vs_torch": 3.0,
+        "torch_target_met": False,
+        "onnx_vs_reference": None,
+        "onnx_target_met": None,
+        "onnx_note": "no graph",
+    }
+    (bench / "ratios.json").write_text(json.dumps({"stat": "median", "ops": [op]}))
+    out = tmp_path / "out"
+    proc = reports_cli(str(RUN_A), "--out", str(out), "--bench", str(bench))
+    assert proc.returncode == 0, proc.stderr
+    for page in ("report.md", "index.html"):
+        text = (out / page).read_text()
+        assert "Performance (nox -s bench)" in text and "3.00" in text and "missed" in text
+    broken = reports_cli(str(RUN_A), "--out", str(out), "--bench", str(tmp_path / "none"))
+    assert broken.returncode == 2 and "no readable ratios.json" in broken.stderr
