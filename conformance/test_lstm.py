@@ -8,13 +8,10 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conformance import tolerance
+from conformance import recurrent, tolerance
 from conformance.ops import OPS
 from conformance.strategies import (
     recurrent_cases,
-    recurrent_lengths,
-    recurrent_states,
-    recurrent_weight_sets,
     unshrunk,
 )
 from conformance.variants import reference_options
@@ -37,6 +34,9 @@ def stacked(models, index) -> np.ndarray:
 def _args(case):
     W, b = case.gate_weights(4)
     return case.x(), case.state(0), case.state(1), W, b
+
+
+CELL = recurrent.Cell("lstm", 4, ("dh_T", "dc_T"), _args)
 
 
 def _cotangents(case):
@@ -130,54 +130,21 @@ def test_final_state_is_last_output(impl, case):
 
 SHORT = recurrent_cases(max_steps=16)  # the layer shapes: short sequences keep the file fast
 PADDED = recurrent_cases(min_steps=2, max_steps=16)  # T >= 2: some row is shorter than T
-DIRECTIONS = ("forward", "reverse", "bidirectional")
-
-
-def _bidirectional_args(case):
-    W, b = (np.stack(w) for w in zip(*recurrent_weight_sets(case, 4, 2), strict=True))
-    return case.x(), recurrent_states(case, 2), recurrent_states(case, 2, k=1), W, b
-
-
-def _layers_args(case, layers):
-    weights = [w for ws in recurrent_weight_sets(case, 4, layers, layered=True) for w in ws]
-    return case.x(), recurrent_states(case, layers), recurrent_states(case, layers, k=1), *weights
 
 
 @unshrunk()  # onnx.reference ignores sequence_lens: a declared xfail
-@given(case=PADDED, direction=st.sampled_from(DIRECTIONS))
+@given(case=PADDED, direction=st.sampled_from(recurrent.DIRECTIONS))
 def test_sequence_lens(impl, case, direction):
     # ONNX sequence_lens (torch: packed sequences): row b reads x[b, :L_b] only (reverse:
     # t = L_b-1 .. 0); hs is zero past L_b and the final states are those after the last valid
     # step read.
-    lengths = recurrent_lengths(case)
-    if direction == "bidirectional":
-        impl.compare("lstm_bidirectional", *_bidirectional_args(case), lengths=lengths)
-    else:
-        impl.compare("lstm", *_args(case), reverse=direction == "reverse", lengths=lengths)
+    recurrent.sequence_lens(impl, CELL, case, direction)
 
 
-@given(case=PADDED, direction=st.sampled_from(DIRECTIONS))
+@given(case=PADDED, direction=st.sampled_from(recurrent.DIRECTIONS))
 def test_sequence_lens_vjp(impl, case, direction):
     # Padded steps are the identity on the states: no gradient reaches x past L_b.
-    B, T, H = case.batch, case.steps, case.hidden
-    lengths = recurrent_lengths(case)
-    if direction == "bidirectional":
-        dhs, dh_T, dc_T = (
-            case.cotangent(B, T, 2 * H),
-            case.cotangent(2, B, H, k=1),
-            case.cotangent(2, B, H, k=2),
-        )
-        args = ("lstm_bidirectional", dhs, *_bidirectional_args(case))
-        impl.compare_vjp(*args, dh_T=dh_T, dc_T=dc_T, lengths=lengths)
-    else:
-        dhs, dh_T, dc_T = (
-            case.cotangent(B, T, H),
-            case.cotangent(B, H, k=1),
-            case.cotangent(B, H, k=2),
-        )
-        reverse = direction == "reverse"
-        args = ("lstm", dhs, *_args(case))
-        impl.compare_vjp(*args, reverse=reverse, dh_T=dh_T, dc_T=dc_T, lengths=lengths)
+    recurrent.sequence_lens_vjp(impl, CELL, case, direction)
 
 
 @given(case=SHORT)
@@ -185,36 +152,24 @@ def test_bidirectional(impl, case):
     # hs (B, T, 2H): [..., :H] the forward layer, [..., H:] the reverse layer; final states
     # (2, B, H) (torch bidirectional=True's concatenation; ONNX's Y (T, 2, B, H) mapped by the
     # adapter).
-    impl.compare("lstm_bidirectional", *_bidirectional_args(case))
+    recurrent.bidirectional(impl, CELL, case)
 
 
 @given(case=SHORT)
 def test_bidirectional_vjp(impl, case):
-    B, T, H = case.batch, case.steps, case.hidden
-    dhs, dh_T, dc_T = (
-        case.cotangent(B, T, 2 * H),
-        case.cotangent(2, B, H, k=1),
-        case.cotangent(2, B, H, k=2),
-    )
-    impl.compare_vjp("lstm_bidirectional", dhs, *_bidirectional_args(case), dh_T=dh_T, dc_T=dc_T)
+    recurrent.bidirectional_vjp(impl, CELL, case)
 
 
 @given(case=SHORT, layers=st.integers(2, 3))
 def test_layers(impl, case, layers):
     # Stacked layers (torch num_layers): layer l reads the hidden sequence of layer l-1; hs is
     # the top layer's, the final states (L, B, H) every layer's.
-    impl.compare("lstm_layers", *_layers_args(case, layers))
+    recurrent.stacked(impl, CELL, case, layers)
 
 
 @given(case=SHORT, layers=st.integers(2, 3))
 def test_layers_vjp(impl, case, layers):
-    B, T, H = case.batch, case.steps, case.hidden
-    dhs, dh_T, dc_T = (
-        case.cotangent(B, T, H),
-        case.cotangent(layers, B, H, k=1),
-        case.cotangent(layers, B, H, k=2),
-    )
-    impl.compare_vjp("lstm_layers", dhs, *_layers_args(case, layers), dh_T=dh_T, dc_T=dc_T)
+    recurrent.stacked_vjp(impl, CELL, case, layers)
 
 
 # -- peepholes (ONNX LSTM's P input; Gers & Schmidhuber 2000) -------------------------------------
@@ -227,13 +182,13 @@ def _peepholes(case, count=None):
     return rng.standard_normal(shape) * 0.5
 
 
-@given(case=SHORT, direction=st.sampled_from(DIRECTIONS))
+@given(case=SHORT, direction=st.sampled_from(recurrent.DIRECTIONS))
 def test_peepholes(impl, case, direction):
     # i = sigma(W_i [h; x] + p_i * c_{t-1} + b_i), f likewise with p_f, o = sigma(... + p_o * c_t):
     # the peephole LSTM, an option of the reference (peepholes=None: the notes' LSTM). ONNX
     # orders P as [Pi, Po, Pf] (mapped by the adapter); torch has no peepholes (not covered).
     if direction == "bidirectional":
-        args = _bidirectional_args(case)
+        args = recurrent.bidirectional_args(CELL, case)
         impl.compare("lstm_bidirectional", *args, peepholes=_peepholes(case, 2))
     else:
         reverse = direction == "reverse"

@@ -9,15 +9,12 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conformance import tolerance
+from conformance import recurrent, tolerance
 from conformance.ops import OPS
 from conformance.strategies import (
     gradients_cases,
     normal,
     recurrent_cases,
-    recurrent_lengths,
-    recurrent_states,
-    recurrent_weight_sets,
     unshrunk,
 )
 from conformance.variants import reference_options
@@ -60,6 +57,9 @@ def relu_kink_free(impl, x, h0, W, U, b, reverse=False) -> bool:
 def _rnn_args(case):
     W, U, b = case.rnn_weights()
     return case.x(), case.state(), W, U, b
+
+
+CELL = recurrent.Cell("rnn", 1, ("dh_T",), _rnn_args)
 
 
 # -- values and gradients --------------------------------------------------------------------------
@@ -169,73 +169,42 @@ SHORT = recurrent_cases(max_steps=16)  # the layer shapes: short sequences keep 
 PADDED = recurrent_cases(min_steps=2, max_steps=16)  # T >= 2: some row is shorter than T
 
 
-def _bidirectional_args(case):
-    W, U, b = (np.stack(w) for w in zip(*recurrent_weight_sets(case, 1, 2), strict=True))
-    return case.x(), recurrent_states(case, 2), W, U, b
-
-
-DIRECTIONS = ("forward", "reverse", "bidirectional")
-
-
 @unshrunk()  # onnx.reference ignores sequence_lens: a declared xfail
-@given(case=PADDED, direction=st.sampled_from(DIRECTIONS))
+@given(case=PADDED, direction=st.sampled_from(recurrent.DIRECTIONS))
 def test_sequence_lens(impl, case, direction):
     # ONNX sequence_lens (torch: packed sequences): row b reads x[b, :L_b] only (reverse:
     # t = L_b-1 .. 0); hs is zero past L_b and h_T is the state after the last valid step read.
-    lengths = recurrent_lengths(case)
-    if direction == "bidirectional":
-        impl.compare("rnn_bidirectional", *_bidirectional_args(case), lengths=lengths)
-    else:
-        impl.compare("rnn", *_rnn_args(case), reverse=direction == "reverse", lengths=lengths)
+    recurrent.sequence_lens(impl, CELL, case, direction)
 
 
-@given(case=PADDED, direction=st.sampled_from(DIRECTIONS))
+@given(case=PADDED, direction=st.sampled_from(recurrent.DIRECTIONS))
 def test_sequence_lens_vjp(impl, case, direction):
     # Padded steps are the identity on the state: no gradient reaches x past L_b.
-    B, T, H = case.batch, case.steps, case.hidden
-    lengths = recurrent_lengths(case)
-    if direction == "bidirectional":
-        dhs, dh_T = case.cotangent(B, T, 2 * H), case.cotangent(2, B, H, k=1)
-        args = ("rnn_bidirectional", dhs, *_bidirectional_args(case))
-        impl.compare_vjp(*args, dh_T=dh_T, lengths=lengths)
-    else:
-        dhs, dh_T = case.cotangent(B, T, H), case.cotangent(B, H, k=1)
-        reverse = direction == "reverse"
-        args = ("rnn", dhs, *_rnn_args(case))
-        impl.compare_vjp(*args, reverse=reverse, dh_T=dh_T, lengths=lengths)
+    recurrent.sequence_lens_vjp(impl, CELL, case, direction)
 
 
 @given(case=SHORT)
 def test_bidirectional(impl, case):
     # hs (B, T, 2H): [..., :H] the forward layer, [..., H:] the reverse layer; h_T (2, B, H)
     # (torch bidirectional=True's concatenation; ONNX's Y (T, 2, B, H) mapped by the adapter).
-    impl.compare("rnn_bidirectional", *_bidirectional_args(case))
+    recurrent.bidirectional(impl, CELL, case)
 
 
 @given(case=SHORT)
 def test_bidirectional_vjp(impl, case):
-    B, T, H = case.batch, case.steps, case.hidden
-    dhs, dh_T = case.cotangent(B, T, 2 * H), case.cotangent(2, B, H, k=1)
-    impl.compare_vjp("rnn_bidirectional", dhs, *_bidirectional_args(case), dh_T=dh_T)
-
-
-def _layers_args(case, layers):
-    weights = [w for ws in recurrent_weight_sets(case, 1, layers, layered=True) for w in ws]
-    return case.x(), recurrent_states(case, layers), *weights
+    recurrent.bidirectional_vjp(impl, CELL, case)
 
 
 @given(case=SHORT, layers=st.integers(2, 3))
 def test_layers(impl, case, layers):
     # Stacked layers (torch num_layers): layer l reads the hidden sequence of layer l-1; hs is the
     # top layer's, h_T (L, B, H) every layer's final state.
-    impl.compare("rnn_layers", *_layers_args(case, layers))
+    recurrent.stacked(impl, CELL, case, layers)
 
 
 @given(case=SHORT, layers=st.integers(2, 3))
 def test_layers_vjp(impl, case, layers):
-    B, T, H = case.batch, case.steps, case.hidden
-    dhs, dh_T = case.cotangent(B, T, H), case.cotangent(layers, B, H, k=1)
-    impl.compare_vjp("rnn_layers", dhs, *_layers_args(case, layers), dh_T=dh_T)
+    recurrent.stacked_vjp(impl, CELL, case, layers)
 
 
 # -- output layer, MSE loss, the Jacobian-product bound --------------------------------------------
