@@ -10,7 +10,10 @@ from typing import Any
 
 import numpy as np
 
+from conformance import tolerance
+from conformance.ops import OPS
 from conformance.strategies import recurrent_lengths, recurrent_states, recurrent_weight_sets
+from conformance.variants import reference_options
 
 DIRECTIONS = ("forward", "reverse", "bidirectional")
 
@@ -21,6 +24,19 @@ class Cell:
     gates: int  # gate blocks in the weight matrices (rnn 1, gru 3, lstm 4)
     states: tuple[str, ...]  # the final states' cotangent keywords: ("dh_T",) or ("dh_T", "dc_T")
     args: Callable[[Any], tuple]  # case -> (x, initial states..., weights...) of one layer
+
+
+def honest_models(impl, fn, op, *args, **kwargs) -> list[tuple[np.ndarray, ...]]:
+    """Every output of fn (op's forward or vjp) under each honest-kernel model, as float64
+    (impl.baseline keeps the first output only; the recurrent ops also return final states)."""
+    options = reference_options(OPS[op].variants, getattr(impl.adapter, "variants", {}) or {})
+    models = tolerance.models(fn, args, {**kwargs, **options}, impl.dtype)
+    return [tuple(np.asarray(y).astype(np.float64) for y in m) for m in models]
+
+
+def stacked(models, index) -> np.ndarray:
+    """Output `index` of every model, stacked along a new first axis."""
+    return np.stack([m[index] for m in models])
 
 
 def _states(cell: Cell, case, count: int) -> list[np.ndarray]:
@@ -76,10 +92,10 @@ def bidirectional_vjp(impl, cell: Cell, case) -> None:
     impl.compare_vjp(f"{cell.op}_bidirectional", dhs, *bidirectional_args(cell, case), **finals)
 
 
-def stacked(impl, cell: Cell, case, layers: int) -> None:
+def stacked_layers(impl, cell: Cell, case, layers: int) -> None:
     impl.compare(f"{cell.op}_layers", *layers_args(cell, case, layers))
 
 
-def stacked_vjp(impl, cell: Cell, case, layers: int) -> None:
+def stacked_layers_vjp(impl, cell: Cell, case, layers: int) -> None:
     dhs, finals = _cotangents(cell, case, case.hidden, (layers,))
     impl.compare_vjp(f"{cell.op}_layers", dhs, *layers_args(cell, case, layers), **finals)

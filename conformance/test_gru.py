@@ -9,27 +9,15 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conformance import recurrent, tolerance
+from conformance import recurrent
 from conformance.ops import OPS
+from conformance.recurrent import honest_models, stacked
 from conformance.strategies import (
     recurrent_cases,
     unshrunk,
 )
-from conformance.variants import reference_options
 
 SATURATE = 50.0  # a bias that saturates a gate: sigma(50 ± a few) is exactly 1
-
-
-def honest_models(impl, fn, op, *args, **kwargs) -> list[tuple[np.ndarray, ...]]:
-    """Every output of fn (op's forward or vjp) under each honest-kernel model, as float64
-    (impl.baseline keeps the first output only)."""
-    options = reference_options(OPS[op].variants, getattr(impl.adapter, "variants", {}) or {})
-    models = tolerance.models(fn, args, {**kwargs, **options}, impl.dtype)
-    return [tuple(np.asarray(y).astype(np.float64) for y in m) for m in models]
-
-
-def stacked(models, index) -> np.ndarray:
-    return np.stack([m[index] for m in models])
 
 
 def _args(case):
@@ -162,12 +150,12 @@ def test_bidirectional_vjp(impl, case):
 def test_layers(impl, case, layers):
     # Stacked layers (torch num_layers): layer l reads the hidden sequence of layer l-1; hs is
     # the top layer's, the final states (L, B, H) every layer's.
-    recurrent.stacked(impl, CELL, case, layers)
+    recurrent.stacked_layers(impl, CELL, case, layers)
 
 
 @given(case=SHORT, layers=st.integers(2, 3))
 def test_layers_vjp(impl, case, layers):
-    recurrent.stacked_vjp(impl, CELL, case, layers)
+    recurrent.stacked_layers_vjp(impl, CELL, case, layers)
 
 
 # -- the update gate's copy path -----------------------------------------------------------------
