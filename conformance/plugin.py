@@ -191,11 +191,23 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(_XdistHooks(folder), "nnspec-xdist")
 
 
+_TERMINATED = threading.Event()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_logfinish(nodeid: str, location: Any) -> None:
+    if _TERMINATED.is_set():
+        raise KeyboardInterrupt("SIGTERM")
+
+
 def _sigterm_as_interrupt() -> None:
     """SIGTERM (a CI job cancelled, a machine reclaimed) ends the run like Ctrl-C: the manifest
     is closed as interrupted and the report of what finished is still written."""
 
     def handler(signum, frame):
+        # The flag stops the run at the next check even where the KeyboardInterrupt is
+        # swallowed (raised inside a finalizer or a callback that ignores exceptions).
+        _TERMINATED.set()
         raise KeyboardInterrupt("SIGTERM")
 
     if threading.current_thread() is threading.main_thread():
@@ -248,13 +260,18 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     manifest = _manifest(config)
     manifest["finished"] = dt.datetime.now(dt.UTC).isoformat()
     manifest["exitstatus"] = int(exitstatus)
-    manifest["interrupted"] = int(exitstatus) == int(pytest.ExitCode.INTERRUPTED)
+    manifest["interrupted"] = (
+        int(exitstatus) == int(pytest.ExitCode.INTERRUPTED) or _TERMINATED.is_set()
+    )
     results.write_manifest(config.nnspec_results_dir, manifest)
     if not config.getoption("no_report"):
-        config.nnspec_report = _build_report(config)  # type: ignore[attr-defined]
+        # An interrupted run (a cancelled CI job has seconds before SIGKILL) gets its report
+        # without the figures drawn from the reference kernels, which take seconds to draw.
+        quick = manifest["interrupted"]
+        config.nnspec_report = _build_report(config, quick)  # type: ignore[attr-defined]
 
 
-def _build_report(config: pytest.Config) -> tuple[str, str] | None:
+def _build_report(config: pytest.Config, quick: bool = False) -> tuple[str, str] | None:
     """(console summary, report path) of this run, or None when it recorded nothing."""
     from reports.__main__ import console_summary
     from reports.load import ReportError, load_runs, load_trace
@@ -265,7 +282,7 @@ def _build_report(config: pytest.Config) -> tuple[str, str] | None:
         return None
     out = Path(config.getoption("report_dir"))
     try:
-        data = write_report(load_runs([folder]), load_trace(), out)
+        data = write_report(load_runs([folder]), load_trace(), out, reference_figures=not quick)
     except (ReportError, OSError) as exc:
         return f"report not written: {exc}", ""
     md = config.getoption("report_md")

@@ -69,6 +69,8 @@ def test_sigterm_closes_the_run_as_interrupted_with_a_report(tmp_path):
     manifest = results.read_manifest(folder)
     assert manifest["interrupted"] is True
     assert (report / "index.html").exists()
+    # Written in the seconds a cancelled CI job gets: without the reference figures.
+    assert not (report / "figures" / "attention_scaling.png").exists()
     assert "INCOMPLETE" in out.decode()
 
 
