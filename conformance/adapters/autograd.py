@@ -9,6 +9,19 @@ from typing import Any
 import numpy as np
 
 
+def module_cache() -> Callable[[tuple, Callable[[], Any]], Any]:
+    """cached(key, build): the module built once per key, for one adapter module (each keeps
+    its own memo, so equal keys of two libraries never meet)."""
+    modules: dict[tuple, Any] = {}
+
+    def cached(key: tuple, build: Callable[[], Any]) -> Any:
+        if key not in modules:
+            modules[key] = build()
+        return modules[key]
+
+    return cached
+
+
 def to_torch(x: Any, device: str, requires_grad: bool = False):
     import torch
 

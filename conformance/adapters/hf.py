@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 from typing import Any, ClassVar
 
-from conformance.adapters import hf_language, vision_libs
+from conformance.adapters import autograd, hf_language, torch_attention, vision_libs
 from conformance.adapters.pytorch import TorchCPU
 
 HF_ACTIVATIONS = {
@@ -42,18 +42,8 @@ HF_ACTIVATIONS = {
     "gelu_tanh": ("gelu_new", "gelu_new"),
 }
 
-_MODULES: dict[tuple, Any] = {}
-
-
-def _cached(key: tuple, build):
-    module = _MODULES.get(key)
-    if module is None:
-        module = _MODULES[key] = build()
-    return module
-
-
-def _fold(t, batch, tail):
-    return t.expand(*batch, *tail).reshape(math.prod(batch), *tail)
+_cached = autograd.module_cache()
+_fold = torch_attention._fold
 
 
 def _additive_mask(key_mask, causal: bool, batch, tq: int, tk: int, dtype, device):

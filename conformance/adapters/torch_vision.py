@@ -36,14 +36,9 @@ from __future__ import annotations
 import functools
 import math
 
-_MODULES: dict[tuple, object] = {}
+from conformance.adapters import autograd
 
-
-def _cached(key: tuple, build):
-    module = _MODULES.get(key)
-    if module is None:
-        module = _MODULES[key] = build()
-    return module
+_cached = autograd.module_cache()
 
 
 def _on(module, like):

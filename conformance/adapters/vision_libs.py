@@ -44,20 +44,10 @@ from __future__ import annotations
 
 import math
 
-from conformance.adapters.torch_vision import counted_macs
+from conformance.adapters import autograd
+from conformance.adapters.torch_vision import _on, counted_macs
 
-_MODULES: dict[tuple, object] = {}
-
-
-def _cached(key: tuple, build):
-    module = _MODULES.get(key)
-    if module is None:
-        module = _MODULES[key] = build()
-    return module
-
-
-def _on(module, like):
-    return module.to(device=like.device, dtype=like.dtype).eval()
+_cached = autograd.module_cache()
 
 
 def _count(macs: int, like):
