@@ -22,10 +22,23 @@ def install(session: nox.Session, *groups: str) -> None:
     session.install(*deps)
 
 
-def workers(posargs: list[str]) -> list[str]:
-    """pytest-xdist across every core unless the user chose (-n / --numprocesses)."""
+def workers(posargs: list[str], gpus: int = 0) -> list[str]:
+    """pytest-xdist across every core unless the user chose (-n / --numprocesses); at least one
+    worker per GPU (worker gw<i> uses GPU i mod count: conformance/adapters/torch_cuda.py)."""
     chosen = any(a == "-n" or a.startswith(("-n", "--numprocesses")) for a in posargs)
-    return [] if chosen or "--list-checks" in posargs else ["-n", "auto"]
+    if chosen or "--list-checks" in posargs:
+        return []
+    return ["-n", str(max(os.cpu_count() or 1, gpus))] if gpus > 1 else ["-n", "auto"]
+
+
+def gpu_count(session: nox.Session) -> int:
+    """CUDA devices torch sees in the session's venv; 0 where there is none (the CUDA
+    configurations are then skipped, each with the reason "no CUDA device")."""
+    probe = "import torch; print(torch.cuda.device_count() if torch.cuda.is_available() else 0)"
+    out = session.run("python", "-c", probe, silent=True) or "0"
+    count = int(out.strip().splitlines()[-1] or 0)
+    session.log(f"CUDA devices: {count}" + ("" if count else " (CUDA configurations skip)"))
+    return count
 
 
 def install_extra(session: nox.Session) -> None:
@@ -43,6 +56,7 @@ def conformance(session: nox.Session) -> None:
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     results = OUT / "results" / f"{stamp}-{os.getpid()}"
     args = list(session.posargs)
+    gpus = gpu_count(session)
     session.run(
         "python",
         "-m",
@@ -55,7 +69,7 @@ def conformance(session: nox.Session) -> None:
         # Short summary: failures and errors only; xfails and skips (thousands of rows, each
         # with its reason) are in the summary table and the report.
         "-rfE",
-        *workers(args),
+        *workers(args, gpus),
         *args,
         "--report-dir",
         str(OUT / "report"),

@@ -101,6 +101,10 @@ class Check:
         self.dtype = dtype
         self.call_timeout = call_timeout
         self.ops: list[str] = []  # what the check called, for the record
+        # The precision the library reads float32 matmul operands in ("tfloat32" where it
+        # enables TF32): the honest-kernel models then round theirs the same way.
+        self.operands = (getattr(adapter, "matmul_precision", None) or {}).get(dtype)
+        self.read: str | None = None  # "tfloat32" once a model of this check read TF32
         self.worst = Worst()  # the case closest to (or furthest past) its allowed error
 
     def __repr__(self) -> str:  # shown in Hypothesis' falsifying examples: keep it short
@@ -203,7 +207,7 @@ class Check:
         options = self._options(op)
         full = {**kwargs, **options}
         truth = tolerance.truth(fn, args, full)
-        models = tolerance.models(fn, args, full, self.dtype)
+        models = self.models(fn, args, full)
         for i, (y, t) in enumerate(zip(actual, truth, strict=True)):
             b = max(tolerance.rel_error(m[i], t) for m in models)
             name = label if len(actual) == 1 else f"{label} output {i}"
@@ -211,7 +215,7 @@ class Check:
                 name,
                 y,
                 t,
-                b,
+                tolerance.allowed(b, self.dtype, models.operands),
                 lambda allowed, i=i, y=y: self._diagnose(op, fn, args, kwargs, i, y, allowed),
             )
 
@@ -225,21 +229,31 @@ class Check:
         rhs_models = np.broadcast_to(rhs_models, lhs_models.shape)
         pairs = zip(lhs_models, rhs_models, strict=True)
         residual = max(tolerance.rel_error(lhs_m, rhs_m) for lhs_m, rhs_m in pairs)
-        self._record(label, lhs, rhs, tolerance.allowed(residual, self.dtype), None)
+        self._record(label, lhs, rhs, self.allowed(residual), None)
+
+    def allowed(self, model_error: float) -> float:
+        """The allowed error for a model error of this check (its floor in TF32 units once a
+        model of this check read TF32 operands)."""
+        return tolerance.allowed(model_error, self.dtype, self.read)
+
+    def models(self, fn: Any, args: Any, kwargs: dict[str, Any]) -> tolerance.Models:
+        """tolerance.models for this check's dtype and the adapter's matmul precision."""
+        models = tolerance.models(fn, args, kwargs, self.dtype, self.operands)
+        self.read = self.read or models.operands
+        return models
 
     def baseline(self, op: str, *args: Any, **kwargs: Any) -> np.ndarray:
         """Outputs of op under every honest-kernel model, stacked on a leading axis, as float64
         (single-output ops; for relation())."""
         full = {**kwargs, **self._options(op)}
-        outs = [m[0] for m in tolerance.models(OPS[op].forward, args, full, self.dtype)]
+        outs = [m[0] for m in self.models(OPS[op].forward, args, full)]
         return np.stack([np.asarray(y).astype(np.float64) for y in outs])
 
     def inputs(self, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
         """Arrays as the adapter sees them (rounded to the dtype), back in float64."""
         return tuple(tolerance.cast(tolerance.cast(a, self.dtype), np.float64) for a in arrays)
 
-    def _judge(self, name, actual, truth, model_error, diagnose) -> None:
-        allowed = tolerance.allowed(model_error, self.dtype)
+    def _judge(self, name, actual, truth, allowed, diagnose) -> None:
         err = tolerance.error(actual, truth)
         self._record(name, actual, truth, allowed, diagnose(allowed) if err > allowed else None)
 

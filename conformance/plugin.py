@@ -61,11 +61,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--memory-limit",
         type=float,
-        default=DEFAULT_MEMORY_LIMIT_GIB,
+        default=None,
         metavar="GIB",
         help="limit on each test process's data memory (RLIMIT_DATA); an adapter that allocates "
         "past it is an error row, and an xdist worker that hit it is replaced, its leaked memory "
-        "with it (default: %(default)s; 0 disables)",
+        f"with it (default: {DEFAULT_MEMORY_LIMIT_GIB:g}, or none when a CUDA adapter runs: "
+        "the CUDA driver maps host memory of its own; 0 disables)",
     )
     group.addoption(
         "--results-dir",
@@ -164,10 +165,20 @@ def _limit_memory(gib: float) -> None:
         resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
 
 
+def _memory_limit(config: pytest.Config) -> float:
+    given = config.getoption("memory_limit")
+    if given is not None:
+        return given
+    on_gpu = any(
+        reason is None and str(getattr(adapter, "device", "cpu")).startswith("cuda")
+        for _, adapter, reason in config.stash[ADAPTERS_KEY]
+    )
+    return 0 if on_gpu else DEFAULT_MEMORY_LIMIT_GIB
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     profiles.load_default(config)
-    _limit_memory(config.getoption("memory_limit"))
     try:
         config.stash[ADAPTERS_KEY] = _load_adapters(config)
         config.stash[FILES_KEY] = {
@@ -177,6 +188,7 @@ def pytest_configure(config: pytest.Config) -> None:
         selection.parse_shard(config.getoption("shard"))
     except (adapter_registry.AdapterLoadError, ValueError) as exc:
         raise pytest.UsageError(str(exc)) from None
+    _limit_memory(_memory_limit(config))
     if config.getoption("list_checks"):
         config.option.dist, config.option.numprocesses = "no", None  # list in this process
     folder = _results_dir(config)

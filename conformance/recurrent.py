@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 
-from conformance import tolerance
 from conformance.ops import OPS
 from conformance.strategies import recurrent_lengths, recurrent_states, recurrent_weight_sets
 from conformance.variants import reference_options
@@ -30,7 +29,7 @@ def honest_models(impl, fn, op, *args, **kwargs) -> list[tuple[np.ndarray, ...]]
     """Every output of fn (op's forward or vjp) under each honest-kernel model, as float64
     (impl.baseline keeps the first output only; the recurrent ops also return final states)."""
     options = reference_options(OPS[op].variants, getattr(impl.adapter, "variants", {}) or {})
-    models = tolerance.models(fn, args, {**kwargs, **options}, impl.dtype)
+    models = impl.models(fn, args, {**kwargs, **options})
     return [tuple(np.asarray(y).astype(np.float64) for y in m) for m in models]
 
 

@@ -34,6 +34,7 @@ A record (all keys always present, null where not applicable):
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 from collections.abc import Iterable, Iterator
@@ -103,9 +104,12 @@ def read_manifest(folder: Path) -> dict[str, Any] | None:
 
 
 def iter_records(folder: Path, bad_lines: list[str] | None = None) -> Iterator[dict[str, Any]]:
-    """Every record of a results folder; malformed lines are skipped and listed in bad_lines."""
-    for path in sorted(folder.glob("results-*.jsonl")):
-        with open(path, encoding="utf-8", errors="replace") as fh:
+    """Every record of a results folder; malformed lines are skipped and listed in bad_lines.
+    Archived folders may hold results-*.jsonl.gz (the committed GPU samples do)."""
+    paths = [*folder.glob("results-*.jsonl"), *folder.glob("results-*.jsonl.gz")]
+    for path in sorted(paths):
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
             for lineno, line in enumerate(fh, 1):
                 if not line.strip():
                     continue

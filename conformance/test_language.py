@@ -162,13 +162,10 @@ def check_greedy_choices(impl, label, prompt, params, out, steps) -> None:
     fn = OPS["lstm_lm"].forward
     args = (path, *params)
     truth = np.asarray(tolerance.truth(fn, args, {})[0])[:, P - 1 :]
-    models = [
-        np.asarray(m[0], dtype=np.float64)[:, P - 1 :]
-        for m in tolerance.models(fn, args, {}, impl.dtype)
-    ]
+    models = [np.asarray(m[0], dtype=np.float64)[:, P - 1 :] for m in impl.models(fn, args, {})]
     t64 = truth.astype(np.float64)
     spread = np.max([np.abs(m - t64).max(axis=-1) for m in models], axis=0)  # (B, n)
-    floor = tolerance.floor(impl.dtype) * np.abs(t64).max(axis=-1)
+    floor = tolerance.floor(impl.dtype, impl.read) * np.abs(t64).max(axis=-1)
     tol = tolerance.K * spread + floor
     chosen = np.take_along_axis(truth, out[..., None], axis=-1)[..., 0]
     best = truth.max(axis=-1)
@@ -228,7 +225,12 @@ def test_one_hot_product_is_lookup(impl, case):
     (product,) = impl.run("one_hot_embedding", ids, W)
     (lookup,) = impl.run("embedding", ids, W)
     columns = W.T[ids]
-    impl.relation("one_hot(ids) @ W_emb^T vs W_emb[:, ids]", product, columns, columns, columns)
+    # The product's models are exact in float32 and float64, but not where the matmul reads W
+    # in TF32 (a documented TF32 effect: a one-hot or identity product rounds its operand).
+    product_models = impl.baseline("one_hot_embedding", ids, W)
+    impl.relation(
+        "one_hot(ids) @ W_emb^T vs W_emb[:, ids]", product, columns, product_models, columns
+    )
     impl.relation("nn.Embedding lookup vs W_emb[:, ids]", lookup, columns, columns, columns)
 
 
@@ -333,11 +335,8 @@ def test_cross_entropy_gradient_is_softmax_minus_onehot(impl, case):
     expected = ref.softmax(x) - np.eye(case.vocab)[targets]
     models = [
         m[0]
-        for m in tolerance.models(
-            OPS["cross_entropy"].vjp,
-            (np.asarray(1.0), x, targets),
-            {"reduction": "sum"},
-            impl.dtype,
+        for m in impl.models(
+            OPS["cross_entropy"].vjp, (np.asarray(1.0), x, targets), {"reduction": "sum"}
         )
     ]
     impl.relation("d CE / d logits vs softmax - onehot", g, expected, np.stack(models), expected)

@@ -35,7 +35,7 @@ from typing import Any
 import ml_dtypes
 import numpy as np
 
-from reference.common import storage_dtype
+from reference.common import TF32_EPS, matmul_operands, storage_dtype
 
 K = 3.0
 FLOOR_ULPS = 4.0
@@ -58,8 +58,14 @@ def eps(dtype: str) -> float:
     return float(ml_dtypes.finfo(DTYPES[dtype]).eps)
 
 
-def floor(dtype: str) -> float:
-    return FLOOR_ULPS * eps(dtype)
+def floor(dtype: str, operands: str | None = None) -> float:
+    """FLOOR_ULPS units of the precision the arithmetic reads: eps(dtype), or TF32's eps (2^-10)
+    for a float32 check whose models read their matmul operands in TF32 (a library with TF32
+    enabled; see models()). The floor's argument carries over: a tensor-core product of
+    operands that happen to be exact in TF32 may still differ from the model by the operand
+    rounding mode (to nearest or truncated: up to 1 ulp of TF32 per operand) plus the output's."""
+    unit = TF32_EPS if operands == "tfloat32" and dtype == "float32" else eps(dtype)
+    return FLOOR_ULPS * unit
 
 
 def is_float(x: Any) -> bool:
@@ -140,11 +146,32 @@ def perturbed(
     return tuple(cast(y, DTYPES[dtype]) for y in ys)
 
 
-def models(fn: Callable, args: Sequence[Any], kwargs: dict[str, Any], dtype: str) -> list[tuple]:
-    """Every model of an honest kernel: the float32-arithmetic run and the perturbed runs."""
-    return [baseline(fn, args, kwargs, dtype)] + [
-        perturbed(fn, args, kwargs, dtype, seed) for seed in range(PERTURBED)
-    ]
+class Models(list):
+    """The models' outputs (one tuple each), and `operands`: "tfloat32" when their matmuls read
+    float32 operands rounded to TF32, else None (what floor() needs)."""
+
+    operands: str | None = None
+
+
+def models(
+    fn: Callable,
+    args: Sequence[Any],
+    kwargs: dict[str, Any],
+    dtype: str,
+    operands: str | None = None,
+) -> Models:
+    """Every model of an honest kernel: the float32-arithmetic run and the perturbed runs.
+    operands="tfloat32" models a library that multiplies float32 matrices on TF32 tensor cores
+    (torch's allow_tf32): each matmul rounds its float32 operands to 10 mantissa bits (to
+    nearest in the baseline, up or down at random in the perturbed models) and accumulates in
+    float32, as NVIDIA documents TF32."""
+    with matmul_operands(operands) as rounded:
+        out = Models(
+            [baseline(fn, args, kwargs, dtype)]
+            + [perturbed(fn, args, kwargs, dtype, seed) for seed in range(PERTURBED)]
+        )
+    out.operands = operands if rounded else None
+    return out
 
 
 def naive(fn: Callable, args: Sequence[Any], kwargs: dict[str, Any], dtype: str) -> tuple:
@@ -187,5 +214,5 @@ def max_abs_error(actual: np.ndarray, expected: np.ndarray) -> float:
     return float(np.max(np.abs(a[keep] - e[keep]), initial=0.0))
 
 
-def allowed(baseline_error: float, dtype: str) -> float:
-    return max(K * baseline_error, floor(dtype))
+def allowed(baseline_error: float, dtype: str, operands: str | None = None) -> float:
+    return max(K * baseline_error, floor(dtype, operands))

@@ -19,6 +19,7 @@ def mm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     every row of the stack, (prod(...) n, k) @ (k, m): NumPy's batched matmul calls BLAS once
     per matrix, and a multi-threaded BLAS on a busy machine can stall at each call (measured
     on 2 shared cores: (4, 56, 56, 96) @ (96, 384) took 1.4 s batched, 0.09 s as one call)."""
+    a, b = _operands(a), _operands(b)
     if np.ndim(a) > 2 and np.ndim(b) == 2:
         rows = math.prod(a.shape[:-1])
         out = (a.reshape(rows, a.shape[-1]) @ b).reshape(*a.shape[:-1], b.shape[-1])
@@ -38,6 +39,55 @@ def unbroadcast(g: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         g = g.sum(axis=0)
     axes = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
     return g.sum(axis=axes, keepdims=True) if axes else g
+
+
+_OPERANDS: ContextVar[str | None] = ContextVar("nnspec_matmul_operands", default=None)
+_ROUNDED: ContextVar[list | None] = ContextVar("nnspec_matmul_rounded", default=None)
+
+TF32_EPS = 2.0**-10  # TF32 keeps float32's 8 exponent bits and 10 of its 23 mantissa bits
+
+
+def round_tf32(x: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+    """float32 values rounded to TF32 (10 mantissa bits), as a tensor core reads them: to
+    nearest, ties to even. With a generator, each value instead goes up or down at random
+    (either neighbour): NVIDIA's libraries truncate in some kernels and round in others, and a
+    Monte Carlo model that may take either direction covers both."""
+    bits = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
+    drop = np.uint32(0x1FFF)  # the 13 low mantissa bits TF32 does not keep
+    if rng is None:
+        keep_lsb = (bits >> np.uint32(13)) & np.uint32(1)
+        rounded = (bits + np.uint32(0x0FFF) + keep_lsb) & ~drop
+    else:
+        up = rng.integers(0, 2, bits.shape, dtype=np.uint32).astype(bool)
+        rounded = np.where(up & (bits & drop != 0), (bits | drop) + np.uint32(1), bits & ~drop)
+    finite = np.isfinite(x)
+    return np.where(finite, rounded.astype(np.uint32).view(np.float32), x).reshape(np.shape(x))
+
+
+def _operands(x: np.ndarray) -> np.ndarray:
+    """A matmul operand as the modelled kernel reads it: float32 operands are rounded to TF32
+    under matmul_operands("tfloat32") (the model of a library with TF32 enabled)."""
+    if _OPERANDS.get() != "tfloat32" or np.asarray(x).dtype != np.float32:
+        return x
+    rounded = _ROUNDED.get()
+    if rounded is not None:
+        rounded.append(True)
+    return round_tf32(x, _JITTER.get())
+
+
+@contextmanager
+def matmul_operands(precision: str | None) -> Iterator[list]:
+    """Within it, mm rounds float32 operands to `precision` ("tfloat32"; None: as given). The
+    list it yields gains an entry for each operand rounded, so a caller can tell whether the
+    model read anything in the lower precision."""
+    seen: list = []
+    token = _OPERANDS.set(precision)
+    rounded_token = _ROUNDED.set(seen)
+    try:
+        yield seen
+    finally:
+        _ROUNDED.reset(rounded_token)
+        _OPERANDS.reset(token)
 
 
 _STORAGE: ContextVar[np.dtype | None] = ContextVar("nnspec_storage_dtype", default=None)

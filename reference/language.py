@@ -119,20 +119,31 @@ def one_hot_embedding(ids: np.ndarray, W_emb: np.ndarray) -> np.ndarray:
 def embedding_vjp(dz: np.ndarray, ids: np.ndarray, W_emb: np.ndarray) -> tuple[np.ndarray]:
     """dW_emb (E, V): column k receives the sum of dz over every position holding token k;
     columns of tokens that do not occur get 0 (spec.language.embedding_gradient_is_one_column)."""
-    ids = _embedding_shapes("embedding_vjp", ids, W_emb)
+    ids = _embedding_vjp_shapes("embedding_vjp", dz, ids, W_emb)
     E, V = W_emb.shape
-    if dz.shape != (*ids.shape, E):
-        raise ValueError(
-            f"embedding_vjp: expected dz {(*ids.shape, E)}; got " + shapes_text(dz=dz, ids=ids)
-        )
     dW_T = np.zeros((V, E), dtype=W_emb.dtype)
     np.add.at(dW_T, ids.reshape(-1), dz.reshape(-1, E).astype(W_emb.dtype))
     return (dW_T.T.copy(),)
 
 
+def _embedding_vjp_shapes(name: str, dz, ids, W_emb) -> np.ndarray:
+    ids = _embedding_shapes(name, ids, W_emb)
+    if dz.shape != (*ids.shape, W_emb.shape[0]):
+        raise ValueError(
+            f"{name}: expected dz {(*ids.shape, W_emb.shape[0])}; got "
+            + shapes_text(dz=dz, ids=ids)
+        )
+    return ids
+
+
 def one_hot_embedding_vjp(dz, ids, W_emb) -> tuple[np.ndarray]:
-    """dW_emb = dz^T x̂ summed over positions: the same columns as embedding_vjp."""
-    return embedding_vjp(dz, ids, W_emb)
+    """dW_emb = dz^T x̂ summed over positions, as the notes' product (x̂^T dz)^T: the same
+    columns as embedding_vjp, but through a matmul, as a library computes it (with TF32 on, the
+    matmul reads dz in TF32; the lookup's scatter-add does not)."""
+    ids = _embedding_vjp_shapes("one_hot_embedding_vjp", dz, ids, W_emb)
+    E, V = W_emb.shape
+    x_hat = one_hot(ids.reshape(-1), V, W_emb.dtype)  # (N, V)
+    return (T(mm(T(x_hat), dz.reshape(-1, E).astype(W_emb.dtype))).copy(),)  # (E, V)
 
 
 # -- LM head and cross-entropy --------------------------------------------------------------------

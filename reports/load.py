@@ -63,7 +63,7 @@ def _major(schema: object, family: str) -> str | None:
 
 
 def is_results_folder(folder: Path) -> bool:
-    return (folder / "manifest.json").is_file() or any(folder.glob("results-*.jsonl"))
+    return (folder / "manifest.json").is_file() or any(folder.glob("results-*.jsonl*"))
 
 
 def find_folders(paths: Iterable[Path | str]) -> list[Path]:

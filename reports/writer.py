@@ -10,6 +10,7 @@ from typing import Any
 from reports import html_page, markdown
 from reports.bench_section import bench_section
 from reports.figures import draw_figures
+from reports.gpu_section import gpu_section
 from reports.load import Run, Warn, load_runs, load_trace, stderr_warn
 from reports.summarize import summarize
 
@@ -32,6 +33,11 @@ def write_report(
         data["tables"].append({"anchor": "costs", "title": title, **network_cost_cells()})
     records = [r for run in runs for r in run.records]
     figures = draw_figures(records, out / "figures", reference=reference_figures)
+    gpus = [str(g) for run in runs for g in ((run.manifest or {}).get("gpus") or [])]
+    gpu = gpu_section(records, gpus, out / "figures")
+    if gpu is not None:
+        data["tables"].append(gpu[0])
+        figures.update(gpu[1])
     if bench is not None:
         table, bench_figures = bench_section(Path(bench), out / "figures")
         data["tables"].append(table)

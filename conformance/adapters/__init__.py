@@ -16,7 +16,21 @@ ENTRY_POINT_GROUP = "nnspec.adapters"
 BUILTINS: dict[str, str] = {
     "reference": "conformance.adapters.numpy_reference:NumpyReference",
     "torch": "conformance.adapters.pytorch:TorchCPU",
-    "torch-cuda": "conformance.adapters.pytorch:TorchCUDA",
+    # CUDA configurations (conformance/adapters/torch_cuda.py CONFIGS): TF32 off and on, cuDNN
+    # off, deterministic algorithms, and one per scaled dot-product attention backend.
+    **{
+        name: f"conformance.adapters.torch_cuda:{name}"
+        for name in (
+            "torch-cuda",
+            "torch-cuda-tf32",
+            "torch-cuda-no-cudnn",
+            "torch-cuda-deterministic",
+            "torch-cuda-sdpa-math",
+            "torch-cuda-sdpa-flash",
+            "torch-cuda-sdpa-efficient",
+            "torch-cuda-sdpa-cudnn",
+        )
+    },
     "onnx-reference": "conformance.adapters.onnx_graphs:OnnxReference",
     "onnxruntime": "conformance.adapters.onnx_graphs:OnnxRuntime",
     "hf-transformers": "conformance.adapters.hf:HFTransformers",

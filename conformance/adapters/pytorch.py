@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import math
 from typing import Any, ClassVar
 
 import numpy as np
@@ -35,6 +36,25 @@ def _log_softmax(x, axis=-1):
 
 
 def _sdpa(q, k, v, mask=None, causal=False, attn_bias=None):
+    """F.scaled_dot_product_attention on 4-D (N, 1, T, d) tensors: the fused CUDA backends
+    (flash, memory-efficient, cuDNN) take only 4-D inputs, so nnspec's leading dims are folded
+    into N (a layout mapping; the math backend computes the same either way)."""
+    import torch
+
+    extra = [t for t in (mask, attn_bias) if t is not None]
+    batch = tuple(torch.broadcast_shapes(*(t.shape[:-2] for t in (q, k, v, *extra))))
+    tq, tk = q.shape[-2], k.shape[-2]
+
+    n = math.prod(batch)
+
+    def fold(t):
+        return None if t is None else t.expand(*batch, *t.shape[-2:]).reshape(n, 1, *t.shape[-2:])
+
+    out = _sdpa_4d(fold(q), fold(k), fold(v), fold(mask), causal, fold(attn_bias), tq, tk)
+    return out.reshape(*batch, tq, v.shape[-1])
+
+
+def _sdpa_4d(q, k, v, mask, causal, attn_bias, tq, tk):
     import torch
     from torch.nn.functional import scaled_dot_product_attention
 
@@ -50,7 +70,6 @@ def _sdpa(q, k, v, mask=None, causal=False, attn_bias=None):
 
     if mask is not None and causal:
         # torch refuses attn_mask together with is_causal; its is_causal is top-left aligned.
-        tq, tk = q.shape[-2], k.shape[-2]
         tril = torch.ones(tq, tk, dtype=torch.bool, device=q.device).tril()
         return scaled_dot_product_attention(q, k, v, attn_mask=mask & tril)
     return scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)
@@ -133,26 +152,3 @@ class TorchCPU(Adapter):
     def vjp(self, op: str, cotangent: np.ndarray, *inputs: Any, **options: Any):
         self._limit_threads()
         return autograd.vjp(self.ops[op], cotangent, inputs, options, self.device)
-
-
-class TorchCUDA(TorchCPU):
-    name = "torch-cuda"
-    device = "cuda"
-
-    def unavailable(self) -> str | None:
-        reason = super().unavailable()
-        if reason:
-            return reason
-        import torch
-
-        return None if torch.cuda.is_available() else "no CUDA device"
-
-    def describe(self) -> dict[str, Any]:
-        import torch
-
-        return {
-            "torch": torch.__version__,
-            "cuda": torch.version.cuda,
-            "cudnn": torch.backends.cudnn.version(),
-            "gpu": torch.cuda.get_device_name(0),
-        }

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 from conformance.adapters import vision_libs
 from conformance.adapters.pytorch import TorchCPU
+from conformance.adapters.torch_cuda import OnCUDA
 from conformance.adapters.torch_norm import se_conv_params
 
 
@@ -47,23 +48,7 @@ class TimmCPU(TorchCPU):
         return {"timm": timm.__version__, "torch": torch.__version__}
 
 
-class TimmCUDA(TimmCPU):
+class TimmCUDA(OnCUDA, TimmCPU):
+    """timm's blocks on a CUDA device, TF32 off (the torch-cuda configuration's switches)."""
+
     name = "timm-cuda"
-    device = "cuda"
-
-    def unavailable(self) -> str | None:
-        reason = super().unavailable()
-        if reason:
-            return reason
-        import torch
-
-        return None if torch.cuda.is_available() else "no CUDA device"
-
-    def describe(self) -> dict[str, Any]:
-        import torch
-
-        return {
-            **super().describe(),
-            "cuda": torch.version.cuda,
-            "gpu": torch.cuda.get_device_name(0),
-        }

@@ -151,7 +151,10 @@ def _torch_layer(
     for (k, d), tensors in params.items():
         suffix = f"_l{k}" + ("_reverse" if d else "")
         for name, t in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"), tensors, strict=True):
-            names[name + suffix] = t
+            # cuDNN's weight flattening (torch._cudnn_rnn_flatten_weight, run by the module's
+            # forward on CUDA) views each weight flat: a column slice of the canonical W
+            # raised "view size is not compatible" there (torch 2.11 + cuDNN 9.19, H200).
+            names[name + suffix] = t.contiguous()
     inp = x if batch_first else x.transpose(0, 1)  # (T, B, D) for the seq-first module
     if lengths is not None:
         inp = pack_padded_sequence(

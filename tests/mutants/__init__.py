@@ -17,6 +17,8 @@ class Mutant:
 MUTANTS: dict[str, Mutant] = {
     "softmax-no-max": Mutant("tests/mutants/softmax.py:NoMaxSubtraction", "softmax"),
     "softmax-silent-half": Mutant("tests/mutants/softmax.py:SilentHalf", "softmax"),
+    # a "GPU" that claims float32 and computes in float16 (issue: GPU conformance)
+    "gpu-silent-half": Mutant("tests/mutants/gpu.py:FakeGPUHalf", "attention"),
     "attention-scale-1/d": Mutant(
         "tests/mutants/attention.py:ScaleOneOverD",
         "attention",

@@ -1,0 +1,102 @@
+"""The GPU section of a report: per op and dtype, each CUDA configuration's worst margin (error /
+allowed error) beside the CPU torch adapter's, and a figure of the margins by configuration and
+dtype. Present when the results hold records of an adapter on a CUDA device."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+CPU_BASELINE = "torch"  # the CPU adapter the GPU configurations are set beside
+JUDGED = ("pass", "fail", "xfail")  # statuses that carry a margin
+FIGURE = "gpu_margins.png"
+
+
+def on_gpu(record: dict[str, Any]) -> bool:
+    return str(record.get("device") or "").startswith("cuda")
+
+
+def _cell(rows: list[dict[str, Any]]) -> str:
+    """The worst margin of the rows, marked by their outcome: 'x' a fail, '(x)' a declared
+    deviation, '—' nothing judged (not covered or skipped)."""
+    judged = [r for r in rows if r["status"] in JUDGED and r.get("margin") is not None]
+    errors = [r for r in rows if r["status"] == "error"]
+    if not judged:
+        return "error" if errors else "—"
+    worst = max(judged, key=lambda r: r["margin"])
+    text = f"{worst['margin']:.2g}"
+    if any(r["status"] == "fail" for r in judged):
+        text += " x"
+    elif worst["status"] == "xfail":
+        text = f"({text})"
+    return text + (" +error" if errors else "")
+
+
+def gpu_section(
+    records: Sequence[dict[str, Any]], gpus: Sequence[str], figures_out: Path
+) -> tuple[dict[str, Any], dict[str, Path]] | None:
+    """({"anchor", "title", "notes", "headers", "rows"}, {figure name: path}), or None when no
+    record comes from a CUDA device."""
+    gpu = sorted({r["adapter"] for r in records if on_gpu(r) and r["status"] in JUDGED})
+    if not gpu:
+        return None
+    adapters = ([CPU_BASELINE] if any(r["adapter"] == CPU_BASELINE for r in records) else []) + gpu
+    cells: dict[tuple[str, str], dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    for r in records:
+        if r["adapter"] in adapters and r.get("op"):
+            # A record lists every op and relation its check called; the first is the op under
+            # test.
+            op = r["op"].split(",")[0]
+            cells[(op, r["dtype"])][r["adapter"]].append(r)
+    rows = [
+        [op, dtype, *(_cell(by_adapter.get(a, [])) for a in adapters)]
+        for (op, dtype), by_adapter in sorted(cells.items())
+        if any(r["status"] in JUDGED for a in gpu for r in by_adapter.get(a, []))
+    ]
+    notes = [
+        "Each cell: the worst margin (error / allowed error; 1 is the limit) over the op's "
+        "checks in that dtype; 'x' a check failed, (parentheses) a declared deviation (xfail), "
+        "'—' not covered or not run, '+error' some check raised.",
+        "Configurations: conformance/adapters/torch_cuda.py (TF32, cuDNN, deterministic "
+        "algorithms, SDPA backends); torch is the CPU adapter.",
+    ]
+    if gpus:
+        notes.append("GPU: " + ", ".join(sorted(set(gpus))) + ".")
+    figures = _figure([r for r in records if r["adapter"] in adapters], adapters, figures_out)
+    table = {"anchor": "gpu", "title": "GPU configurations (margin per op and dtype)"}
+    return {**table, "notes": notes, "headers": ["op", "dtype", *adapters], "rows": rows}, figures
+
+
+def _figure(records, adapters: list[str], out: Path) -> dict[str, Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    dtypes = ("float64", "float32", "float16", "bfloat16")
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(adapters) + 2), 4.2))
+    for j, dtype in enumerate(dtypes):
+        xs, ys = [], []
+        for i, adapter in enumerate(adapters):
+            for r in records:
+                m = r.get("margin")
+                ok = r["adapter"] == adapter and r["dtype"] == dtype and r["status"] in JUDGED
+                if ok and m is not None and m > 0 and math.isfinite(m):
+                    xs.append(i + (j - 1.5) * 0.18)
+                    ys.append(min(m, 1e6))
+        ax.scatter(xs, ys, s=6, alpha=0.5, label=dtype)
+    ax.axhline(1.0, color="black", lw=0.8, ls="--")
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(adapters)), adapters, rotation=35, ha="right", fontsize=8)
+    ax.set_ylabel("error / allowed error (margin)")
+    ax.set_title("Margins by configuration and dtype (above the dashed line: fails)")
+    ax.legend(fontsize=8, markerscale=2)
+    fig.tight_layout()
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / FIGURE
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return {FIGURE: path}
