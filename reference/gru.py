@@ -83,6 +83,7 @@ def _forward(x, h0, W, b, reverse, reset, lengths=None):
     W_nh, W_nx, b_n = W[2 * H :, :H], W[2 * H :, H:], b[2 * H :]
     h = np.zeros((B, H), dtype=x.dtype) if h0 is None else h0
     hs = np.zeros((B, t_len, H), dtype=x.dtype)
+    xn = mm(x, T(W_nx))  # (B, T, H): W_nx x_t of every step, one matmul (no recurrence in it)
     saved = []
     for t in steps(t_len, reverse):
         hx = np.concatenate([h, x[:, t]], axis=1)  # [h_{t-1}; x_t] (B, H + D)
@@ -90,10 +91,10 @@ def _forward(x, h0, W, b, reverse, reset, lengths=None):
         r, z = rz[:, :H], rz[:, H:]
         if reset == "before":
             q = None
-            a_n = store(mm(r * h, T(W_nh)) + mm(x[:, t], T(W_nx)) + b_n)
+            a_n = store(mm(r * h, T(W_nh)) + xn[:, t] + b_n)
         else:
             q = store(mm(h, T(W_nh)))  # W_nh h_{t-1}: saved, the reset multiplies it
-            a_n = store(mm(x[:, t], T(W_nx)) + b_n + r * q)
+            a_n = store(xn[:, t] + b_n + r * q)
         n = store(np.tanh(a_n))
         h_prev = h
         h_new = store((1 - z) * n + z * h_prev)  # carried
@@ -149,7 +150,9 @@ def gru_vjp(
         )
     W_rz = W[: 2 * H]
     W_nh, W_nx = W[2 * H :, :H], W[2 * H :, H:]
-    dx = np.zeros_like(x)
+    # dx_t = da_n,t W_nx + (the gates' part of da_rz,t W_rz): the first for every step in one
+    # matmul after the loop
+    da_ns, dx_gates = [None] * t_len, [None] * t_len
     dW_rz, dW_nh, dW_nx = np.zeros_like(W_rz), np.zeros_like(W_nh), np.zeros_like(W_nx)
     db = np.zeros_like(b)
     dh = np.zeros((B, H), dtype=x.dtype) if dh_T is None else dh_T.astype(x.dtype)
@@ -174,14 +177,18 @@ def gru_vjp(
             dW_nh = store(dW_nh + mm(T(dq), h_prev))
             dh_prev = dh_prev + mm(dq, W_nh)
         dW_nx = store(dW_nx + mm(T(da_n), x[:, t]))
-        dx[:, t] = mm(da_n, W_nx)
+        da_ns[t] = da_n
         da_rz = np.concatenate([dr * r * (1 - r), dz * z * (1 - z)], axis=1)  # (B, 2H)
         dW_rz = store(dW_rz + mm(T(da_rz), hx))  # accumulated over steps, kept in the dtype
         db = store(db + np.concatenate([da_rz, da_n], axis=1).sum(axis=0))
         dhx = mm(da_rz, W_rz)  # (B, H + D)
         # carried to the step before (unchanged across a padded step)
         dh = masked(mask, t, store(dh_prev + dhx[:, :H]), dh_in)
-        dx[:, t] = dx[:, t] + dhx[:, H:]
+        dx_gates[t] = dhx[:, H:]
+    dx = np.zeros_like(x)
+    if t_len:
+        dx[...] = mm(np.stack(da_ns, axis=1), W_nx)  # (B, T, D)
+        dx[...] = dx + np.stack(dx_gates, axis=1)
     dW = np.concatenate([dW_rz, np.concatenate([dW_nh, dW_nx], axis=1)], axis=0)
     return (dx, dh, dW, db) if h0 is not None else (dx, dW, db)
 

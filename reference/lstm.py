@@ -61,7 +61,8 @@ GATES = ("i", "f", "o", "g")  # row blocks of W and b, in this order
 def sigmoid(a: np.ndarray) -> np.ndarray:
     """1 / (1 + e^{-a}) without overflow: e^{-|a|} <= 1 on both branches."""
     e = np.exp(-np.abs(a))
-    return np.where(a >= 0, 1 / (1 + e), e / (1 + e)).astype(a.dtype)
+    denominator = 1 + e
+    return np.where(a >= 0, 1 / denominator, e / denominator).astype(a.dtype, copy=False)
 
 
 def _shapes(x, h0, c0, W, b, peepholes=None) -> tuple[int, int, int, int]:

@@ -132,8 +132,10 @@ def _per_channel(p: np.ndarray, ndim: int) -> np.ndarray:
 def _moments(x: np.ndarray, axes: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
     """Mean and biased variance over axes (kept), two-pass as a careful kernel computes them."""
     mean = x.mean(axis=axes, keepdims=True)
-    var = ((x - mean) ** 2).mean(axis=axes, keepdims=True)
-    return mean.astype(x.dtype), var.astype(x.dtype)
+    squares = x - mean
+    squares *= squares  # (x - μ)², in place: one temporary of x's size
+    var = squares.mean(axis=axes, keepdims=True)
+    return mean.astype(x.dtype, copy=False), var.astype(x.dtype, copy=False)
 
 
 def _inv_std(var: np.ndarray, eps: float) -> np.ndarray:
@@ -148,28 +150,46 @@ def _saved_statistics(x: np.ndarray, axes: tuple[int, ...], eps: float):
     return store(mean), store(_inv_std(var, eps))
 
 
+def _normalized(x: np.ndarray, axes: tuple[int, ...], eps: float):
+    """(x̂, 1/√(σ² + ε)): x̂ = (x - μ) / √(σ² + ε) from the saved statistics."""
+    mean, inv = _saved_statistics(x, axes, eps)
+    xhat = x - mean
+    xhat *= inv
+    return xhat.astype(x.dtype, copy=False), inv
+
+
 def normalize(x: np.ndarray, axes: tuple[int, ...], eps: float) -> np.ndarray:
     """x̂ = (x - μ) / √(σ² + ε) with μ, σ² over axes: mean 0 and variance σ²/(σ²+ε) there."""
-    mean, inv = _saved_statistics(x, axes, eps)
-    return ((x - mean) * inv).astype(x.dtype)
+    return _normalized(x, axes, eps)[0]
+
+
+def _normalize_backward(dxhat, xhat, inv, axes: tuple[int, ...]) -> np.ndarray:
+    """dx = (1/√(σ²+ε)) (dx̂ - mean(dx̂) - x̂ mean(dx̂ x̂)) from x̂ and 1/√(σ²+ε) as the forward
+    computed them (a kernel's backward reads the saved statistics once for dx, dγ and dβ)."""
+    mean_d = dxhat.mean(axis=axes, keepdims=True)
+    product = dxhat * xhat
+    mean_dx = product.mean(axis=axes, keepdims=True)
+    dx = dxhat - mean_d
+    dx -= np.multiply(xhat, mean_dx, out=product)  # product's buffer reused: x̂ mean(dx̂ x̂)
+    dx *= inv
+    return dx.astype(xhat.dtype, copy=False)
 
 
 def normalize_vjp(dxhat: np.ndarray, x: np.ndarray, axes: tuple[int, ...], eps: float):
     """dx for x̂ = normalize(x): (1/√(σ²+ε)) (dx̂ - mean(dx̂) - x̂ mean(dx̂ x̂)), means over axes.
 
     The three terms: the direct path, the path through μ and the path through σ²."""
-    mean, inv = _saved_statistics(x, axes, eps)
-    xhat = (x - mean) * inv
-    mean_d = dxhat.mean(axis=axes, keepdims=True)
-    mean_dx = (dxhat * xhat).mean(axis=axes, keepdims=True)
-    return (inv * (dxhat - mean_d - xhat * mean_dx)).astype(x.dtype)
+    xhat, inv = _normalized(x, axes, eps)
+    return _normalize_backward(dxhat, xhat, inv, axes)
 
 
 def _affine(xhat: np.ndarray, gamma, beta) -> np.ndarray:
     """y = γ x̂ + β (γ scales, β shifts)."""
     if gamma is None:
         return xhat
-    return (gamma * xhat + beta).astype(xhat.dtype)
+    y = gamma * xhat
+    y += beta
+    return y.astype(xhat.dtype, copy=False)
 
 
 def _affine_grads(dy, xhat, gamma, param_axes) -> tuple:
@@ -241,8 +261,9 @@ def batch_norm_vjp(dy, x, gamma, beta, eps: float = 1e-5) -> tuple[np.ndarray, .
     _check_batch_statistics(x)
     axes = _batch_axes(x)
     dxhat = dy if gamma is None else dy * _per_channel(gamma, x.ndim)
-    dx = normalize_vjp(dxhat, x, axes, eps)
-    return (dx, *_affine_grads(dy, normalize(x, axes, eps), gamma, axes))
+    xhat, inv = _normalized(x, axes, eps)
+    dx = _normalize_backward(dxhat, xhat, inv, axes)
+    return (dx, *_affine_grads(dy, xhat, gamma, axes))
 
 
 def batch_statistics(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
@@ -319,9 +340,10 @@ def layer_norm(x, gamma, beta, eps: float = 1e-5) -> np.ndarray:
 def layer_norm_vjp(dy, x, gamma, beta, eps: float = 1e-5) -> tuple[np.ndarray, ...]:
     axes = _check_trailing(x, gamma, beta)
     _check_eps(eps)
-    dx = normalize_vjp(dy * gamma, x, axes, eps)
+    xhat, inv = _normalized(x, axes, eps)
+    dx = _normalize_backward(dy * gamma, xhat, inv, axes)
     leading = tuple(range(x.ndim - gamma.ndim))
-    return (dx, *_affine_grads(dy, normalize(x, axes, eps), gamma, leading))
+    return (dx, *_affine_grads(dy, xhat, gamma, leading))
 
 
 # -- GroupNorm -------------------------------------------------------------------------------
@@ -356,9 +378,9 @@ def group_norm_vjp(dy, x, gamma, beta, groups: int = 1, eps: float = 1e-5):
     xg = _grouped(x, groups)
     axes = tuple(range(2, xg.ndim))
     dxhat = dy if gamma is None else dy * _per_channel(gamma, x.ndim)
-    dx = normalize_vjp(_grouped(dxhat, groups), xg, axes, eps).reshape(x.shape)
-    xhat = normalize(xg, axes, eps).reshape(x.shape)
-    return (dx, *_affine_grads(dy, xhat, gamma, _batch_axes(x)))
+    xhat, inv = _normalized(xg, axes, eps)
+    dx = _normalize_backward(_grouped(dxhat, groups), xhat, inv, axes).reshape(x.shape)
+    return (dx, *_affine_grads(dy, xhat.reshape(x.shape), gamma, _batch_axes(x)))
 
 
 # -- InstanceNorm ----------------------------------------------------------------------------
@@ -389,8 +411,9 @@ def instance_norm_vjp(dy, x, gamma=None, beta=None, eps: float = 1e-5):
     _check_instance_norm(x, gamma, beta, eps)
     axes = _spatial_axes(x)
     dxhat = dy if gamma is None else dy * _per_channel(gamma, x.ndim)
-    dx = normalize_vjp(dxhat, x, axes, eps)
-    return (dx, *_instance_affine_grads(dy, normalize(x, axes, eps), gamma))
+    xhat, inv = _normalized(x, axes, eps)
+    dx = _normalize_backward(dxhat, xhat, inv, axes)
+    return (dx, *_instance_affine_grads(dy, xhat, gamma))
 
 
 def instance_norm_train(

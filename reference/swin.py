@@ -50,7 +50,7 @@ from reference.attention import merge_heads, split_heads, sum_to
 from reference.common import T, mm, store
 from reference.norm import layer_norm, layer_norm_vjp
 from reference.softmax import softmax, softmax_vjp
-from reference.transformer import feed_forward, feed_forward_vjp
+from reference.transformer import feed_forward, feed_forward_vjp, weight_grad
 
 PAD_ORDERS = ("pad_then_shift", "shift_then_pad")
 
@@ -288,7 +288,7 @@ def window_attention_vjp(
     concat = store(merge_heads(mm(alpha, vh)))
     # out = from_windows(concat W_O + b_o): its adjoint is to_windows
     dy = to_windows(dout, m, shift, pad_order)  # (B, nW, M², C)
-    dW_O = sum_to(mm(T(concat), dy), 2)
+    dW_O = weight_grad(concat, dy)
     db_o = sum_to(dy, 1)
     dheads = split_heads(store(mm(dy, T(W_O))), n_heads)  # (B, nW, nH, M², d)
     dalpha = mm(dheads, T(vh))
@@ -307,9 +307,9 @@ def window_attention_vjp(
     dxw = mm(dq, T(W_Q)) + mm(dk, T(W_K)) + mm(dv, T(W_V))
     return (
         from_windows(dxw, h, w, shift, pad_order),
-        sum_to(mm(T(xw), dq), 2),
-        sum_to(mm(T(xw), dk), 2),
-        sum_to(mm(T(xw), dv), 2),
+        weight_grad(xw, dq),
+        weight_grad(xw, dk),
+        weight_grad(xw, dv),
         dW_O,
         sum_to(dq, 1),
         sum_to(dv, 1),
@@ -453,7 +453,7 @@ def patch_merging_vjp(dout, x, gamma, beta, W_red, eps: float = 1e-5):
     _check_merging(x, gamma, beta, W_red)
     merged = store(merge_neighbours(x))
     normed = store(layer_norm(merged, gamma, beta, eps))
-    dW_red = sum_to(mm(T(normed), dout), 2)
+    dW_red = weight_grad(normed, dout)
     dmerged, dgamma, dbeta = layer_norm_vjp(store(mm(dout, T(W_red))), merged, gamma, beta, eps)
     return merge_neighbours_adjoint(dmerged, *x.shape[1:3]), dgamma, dbeta, dW_red
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference.activation import gelu, gelu_vjp
+from reference.activation import gelu, gelu_vjp, gelu_with_vjp
 from reference.attention import mha, mha_vjp, sum_to
 from reference.common import T, mm, store
 from reference.norm import layer_norm, layer_norm_vjp
@@ -61,6 +61,20 @@ def activation_vjp(dy: np.ndarray, x: np.ndarray, activation: str) -> np.ndarray
     raise ValueError(f"activation {activation!r} is not one of {ACTIVATIONS}")
 
 
+def activation_with_vjp(x: np.ndarray, activation: str):
+    """(act(x), dy -> activation_vjp(dy, x, activation)), sharing GELU's Φ(x) between the two."""
+    if activation in ("gelu", "gelu_tanh"):
+        return gelu_with_vjp(x, "exact" if activation == "gelu" else "tanh")
+    return activation_fn(x, activation), lambda dy: activation_vjp(dy, x, activation)
+
+
+def weight_grad(x: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    """dW of y = x W + b: Σ over every row r of x_r^T dy_r, x (..., n) and dy (..., m) -> (n, m),
+    as ONE 2-D matmul of the rows stacked, (n, rows) @ (rows, m), as a linear layer's backward
+    runs it (a batched matmul and a sum over the batch would call BLAS once per matrix)."""
+    return mm(T(x.reshape(-1, x.shape[-1])), dy.reshape(-1, dy.shape[-1]))
+
+
 def feed_forward(x, W_1, b_1, W_2, b_2, activation: str = "relu") -> np.ndarray:
     """FF(x) = act(x W_1 + b_1) W_2 + b_2, applied to each position alone; (..., T, E)."""
     pre = store(mm(x, W_1) + b_1)  # (..., T, F)
@@ -71,15 +85,16 @@ def feed_forward(x, W_1, b_1, W_2, b_2, activation: str = "relu") -> np.ndarray:
 def feed_forward_vjp(dy, x, W_1, b_1, W_2, b_2, activation: str = "relu"):
     """(dx, dW_1, db_1, dW_2, db_2)."""
     pre = store(mm(x, W_1) + b_1)
-    hidden = store(activation_fn(pre, activation))
+    hidden, hidden_vjp = activation_with_vjp(pre, activation)
+    hidden = store(hidden)
     # Gradients handed from one kernel to the next are kept in memory too: stored.
     dhidden = store(mm(dy, T(W_2)))
-    dpre = store(activation_vjp(dhidden, pre, activation))
+    dpre = store(hidden_vjp(dhidden))
     return (
         mm(dpre, T(W_1)),
-        sum_to(mm(T(x), dpre), 2),
+        weight_grad(x, dpre),
         sum_to(dpre, 1),
-        sum_to(mm(T(hidden), dy), 2),
+        weight_grad(hidden, dy),
         sum_to(dy, 1),
     )
 

@@ -25,7 +25,7 @@ import numpy as np
 from reference.attention import sum_to
 from reference.common import T, mm, store
 from reference.norm import layer_norm, layer_norm_vjp
-from reference.transformer import pre_ln_encoder_layer, pre_ln_encoder_layer_vjp
+from reference.transformer import pre_ln_encoder_layer, pre_ln_encoder_layer_vjp, weight_grad
 
 N_BLOCK = 15  # W_Q, W_K, W_V, W_O, b_q, b_v, b_o, gamma1, beta1, W_1, b_1, W_2, b_2, gamma2, beta2
 
@@ -76,7 +76,7 @@ def patch_embedding_vjp(dout, x, W_E, b_E, patch: int = 2):
     dpatches = mm(dout, T(W_E))
     return (
         unpatchify(dpatches, *x.shape[1:], patch),
-        sum_to(mm(T(patchify(x, patch)), dout), 2),
+        weight_grad(patchify(x, patch), dout),
         sum_to(dout, 1),
     )
 
