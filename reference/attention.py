@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference.common import T, kernel_form, mm, store, unbroadcast
+from reference.common import T, kernel_form, mm, recomputed, store, unbroadcast
 
 
 def _scale(dk: int, dtype: np.dtype, scale_rule: str) -> np.ndarray:
@@ -82,6 +82,33 @@ def attention_weights(
     return alpha
 
 
+def _flash_backward_weights(q, k, v, mask, causal, scale_rule, causal_alignment, attn_bias):
+    """(p, out) as a FlashAttention-style kernel has them in its backward pass, following torch
+    2.14's CPU kernel (aten/src/ATen/native/cpu/FlashAttentionKernel.cpp): the forward keeps
+    e = exp(s - m), writes out = (e v) * (1 / l) and saves each row's logsumexp
+    L = m + log(l), l = Σ_j e_j, in the compute dtype (float32 for float16/bfloat16 inputs);
+    the backward recomputes the scores s' in another order (torch: a GEMM with alpha = scale,
+    then + bias; the forward: q k^T, then * scale + bias in one fused multiply-add), so s' and s
+    differ by up to an ulp (reference.common.recomputed), and the weights p = exp(s' - L).
+    Exact math gives p = alpha. Rows with no visible key get p = 0 and out = 0 (the caller
+    keeps its variant there)."""
+    tq, tk = q.shape[-2], k.shape[-2]
+    scores = mm(q, T(k)) * _scale(q.shape[-1], q.dtype, scale_rule)
+    if attn_bias is not None:
+        scores = scores + np.where(np.isneginf(attn_bias), 0, attn_bias).astype(scores.dtype)
+    allowed = visible(tq, tk, mask, causal, causal_alignment, attn_bias)
+    allowed = np.broadcast_to(allowed, scores.shape)
+    any_visible = allowed.any(axis=-1, keepdims=True)
+    row_max = np.where(allowed, scores, -np.inf).max(axis=-1, keepdims=True)
+    row_max = np.where(any_visible, row_max, 0).astype(scores.dtype)
+    e = np.where(allowed, np.exp(scores - row_max), 0).astype(scores.dtype)
+    denom = np.where(any_visible, e.sum(axis=-1, keepdims=True), 1).astype(scores.dtype)
+    out = mm(e, v) * (1 / denom)
+    lse = row_max + np.log(denom)  # (..., Tq, 1)
+    p = np.where(allowed, np.exp(recomputed(scores) - lse), 0).astype(scores.dtype)
+    return p, out
+
+
 def sdpa(
     q: np.ndarray,
     k: np.ndarray,
@@ -113,24 +140,47 @@ def sdpa_vjp(
         q, k, mask, causal, scale_rule, masked_rows, causal_alignment, attn_bias
     )
     scale = _scale(q.shape[-1], q.dtype, scale_rule)
-    dv = mm(T(alpha), dout)  # (..., Tk, dv)
-    dalpha = mm(dout, T(v))  # (..., Tq, Tk)
     # softmax vjp; hidden keys have alpha = 0 and get no gradient. A row whose weights do not
     # depend on the scores (masked_rows "zeros"/"uniform") has none either.
-    # The row term rowsum(dalpha * alpha) is computed as rowsum(dout * out), the same number
-    # (spec.attention.softmax_backward_row_term) in the form FlashAttention-style kernels use
-    # (torch's CPU and CUDA SDPA backward): where ds cancels (few keys, a saturated row) the
-    # rounding of this term decides the error, and the honest-kernel model must round it as
-    # they do (measured: torch's margins on 2-key multi-head cases fell from ~1.9 to ~0.2).
-    # torch's float64 CPU path (the math backend) uses the textbook rowsum(dalpha * alpha)
-    # instead, whose rounding differs (up to ~4x on a 1-head ViT case): the tolerance models
-    # draw either form (kernel_form).
-    if kernel_form("rowsum(dO*O)", "rowsum(dalpha*alpha)") == "rowsum(dO*O)":
+    # Three exact formulations that honest kernels use; the tolerance models take them in turn
+    # (kernel_form), since where ds cancels (few keys, a saturated row) their roundings differ:
+    # - "saved alpha, rowsum(dO*O)": the weights the forward saved, and the row term
+    #   rowsum(dalpha * alpha) computed as rowsum(dout * out), the same number
+    #   (spec.attention.softmax_backward_row_term), from the output the forward saved (measured:
+    #   torch's margins on 2-key multi-head cases fell from ~1.9 to ~0.2 with this form).
+    # - "saved alpha, rowsum(dalpha*alpha)": the textbook backward (torch's math backend; its
+    #   rounding differs up to ~4x on a 1-head ViT case).
+    # - "exp(s - L), rowsum(dO*O)": a FlashAttention-style backward (torch 2.14's CPU SDPA
+    #   kernel, which it picks for every dtype on CPU, and the FlashAttention, memory-efficient
+    #   and cuDNN kernels on CUDA) keeps no alpha: it recomputes p = exp(s' - L) from the
+    #   logsumexp L the forward saved, with scores s' computed in another order than the
+    #   forward's (_flash_backward_weights), so p differs from alpha by ~|s| eps even where alpha
+    #   is exactly 1, and takes the row term from the saved output. Measured, torch 2.14 CPU
+    #   float64: a 1-head case whose weights are exactly [1, 0] had L 1 ulp off the recomputed
+    #   score and dv 6 eps off (margin 1.1 against models of the two forms above; the math
+    #   backend was within 0.4 eps).
+    form = kernel_form(
+        "saved alpha, rowsum(dO*O)", "saved alpha, rowsum(dalpha*alpha)", "exp(s - L), rowsum(dO*O)"
+    )
+    dalpha = mm(dout, T(v))  # (..., Tq, Tk)
+    if form == "saved alpha, rowsum(dalpha*alpha)":
+        p = alpha
+        row = (dalpha * alpha).sum(axis=-1, keepdims=True)
+    elif form == "saved alpha, rowsum(dO*O)":
+        p = alpha
         out = store(mm(alpha, v))  # the forward output, as saved for backward
         row = (dout * out).sum(axis=-1, keepdims=True)
     else:
-        row = (dalpha * alpha).sum(axis=-1, keepdims=True)
-    ds = alpha * (dalpha - row)
+        p, out = _flash_backward_weights(
+            q, k, v, mask, causal, scale_rule, causal_alignment, attn_bias
+        )
+        seen = visible(q.shape[-2], k.shape[-2], mask, causal, causal_alignment, attn_bias)
+        rows = np.broadcast_to(seen, alpha.shape).any(axis=-1, keepdims=True)
+        p = np.where(rows, p, alpha)  # a row with no visible key: its masked_rows variant
+        out = store(np.where(rows, out, mm(alpha, v)))  # the forward output, as saved
+        row = (dout * out).sum(axis=-1, keepdims=True)
+    dv = mm(T(p), dout)  # (..., Tk, dv)
+    ds = p * (dalpha - row)
     if masked_rows != "nan":
         tq, tk = q.shape[-2], k.shape[-2]
         allowed = visible(tq, tk, mask, causal, causal_alignment, attn_bias)

@@ -217,6 +217,15 @@ XFAILS = {
     "activation/gelu_tanh_negative_tail*": "torch computes the tanh form as x/2 "
     "(1 + tanh(u)), which cancels for x << 0: 8% norm-wise error on x in [-10, -2] in "
     "float64, 100% (zeros) in float32 (torch 2.14.1)",
+    # The same cancellation inside mixed tensors (x = 4 N(0, 1)): torch's backward
+    # (1 + t)/2 + x/2 (1 - t²) u' with t = tanh(u) ~ -1 loses the elements at x in [-8, -3]
+    # (t's rounding, eps/2, amplified ~|x| u' ~ 40x), where the reference's σ-form keeps them;
+    # intermittent: about 1 example in 100 (a dev run of 60 examples: ~half the runs); the
+    # ci profile's fixed 25 pass, so a ci run reports it as "passes now".
+    "activation/gelu_tanh_vjp/float64": "torch's tanh-form GELU gradient (1 + t)/2 + x/2 "
+    "(1 - t²) u', t = tanh(u), cancels for x in [-8, -3]: one element at x = -6.98 (gradient "
+    "-7.5e-14) off by 2.7e-15, 11.6 eps norm-wise where the honest-kernel models are within "
+    "1 eps (margin 2.9; up to 5.5 seen); intermittent, ~1% of examples (torch 2.14.1)",
 }
 
 OPS = {

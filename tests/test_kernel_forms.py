@@ -1,0 +1,119 @@
+"""The honest-kernel models' alternative formulations (reference.common.kernel_form) are exact
+(each equals the reference's form in wide arithmetic, so a model never shifts the truth), and
+the Monte Carlo models of conformance/tolerance.py take every form in every check."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import reference.attention as attention
+import reference.softmax as softmax
+from conformance import tolerance
+from reference.common import kernel_form, recomputed, storage_dtype
+
+WIDE = tolerance.truth_dtype()
+SDPA_FORMS = (
+    "saved alpha, rowsum(dO*O)",
+    "saved alpha, rowsum(dalpha*alpha)",
+    "exp(s - L), rowsum(dO*O)",
+)
+SUM_ORDERS = ("pairwise", "sequential", "lanes of 32 bytes", "lanes of 64 bytes")
+
+
+def _forced(monkeypatch, module, form: str) -> None:
+    monkeypatch.setattr(module, "kernel_form", lambda *forms: form)
+
+
+def _sdpa_case(seed: int, masked_rows: str):
+    rng = np.random.default_rng(seed)
+    tq, tk, d = 3, int(rng.integers(1, 6)), int(rng.integers(1, 5))
+    q, k, v, dout = (
+        rng.standard_normal(s) for s in ((2, tq, d), (2, tk, d), (2, tk, d), (2, tq, d))
+    )
+    mask = rng.random((2, tq, tk)) < 0.6
+    mask[0, 0] = False  # a row with no visible key: its masked_rows variant
+    bias = rng.standard_normal((tq, tk)) * 1.5
+    bias[1, 0] = -np.inf
+    args = [np.asarray(a, dtype=WIDE) for a in (dout, q, k, v)]
+    kwargs = {
+        "mask": mask,
+        "causal": bool(seed % 2),
+        "attn_bias": np.asarray(bias, dtype=WIDE),
+        "masked_rows": masked_rows,
+    }
+    return args, kwargs
+
+
+@pytest.mark.parametrize("masked_rows", ["zeros", "nan", "uniform"])
+@pytest.mark.parametrize("form", SDPA_FORMS[1:])
+def test_every_sdpa_backward_form_is_exact(monkeypatch, form, masked_rows):
+    for seed in range(6):
+        args, kwargs = _sdpa_case(seed, masked_rows)
+        expected = attention.sdpa_vjp(*args, **kwargs)
+        _forced(monkeypatch, attention, form)
+        got = attention.sdpa_vjp(*args, **kwargs)
+        monkeypatch.undo()
+        for g, e in zip(got, expected, strict=True):
+            np.testing.assert_array_equal(np.isnan(g), np.isnan(e))
+            scale = np.nanmax(np.abs(e.astype(np.float64)), initial=1.0)
+            assert np.nanmax(np.abs((g - e).astype(np.float64)), initial=0.0) <= 1e-15 * scale
+
+
+@pytest.mark.parametrize("order", SUM_ORDERS[1:])
+def test_every_log_softmax_summation_order_is_exact(monkeypatch, order):
+    rng = np.random.default_rng(0)
+    for n in (1, 3, 8, 17, 40):
+        x = np.asarray(rng.standard_normal((2, 3, n)) * 3, dtype=WIDE)
+        for axis in (-1, 1):
+            expected = softmax.log_softmax(x, axis=axis)
+            _forced(monkeypatch, softmax, order)
+            got = softmax.log_softmax(x, axis=axis)
+            monkeypatch.undo()
+            assert got.shape == expected.shape
+            assert np.max(np.abs((got - expected).astype(np.float64))) <= 1e-15
+
+
+def test_lane_sums_add_in_the_documented_order(monkeypatch):
+    # 8 float64 lanes (64 bytes): element i goes to lane i mod 8, lanes then added in order.
+    e = np.asarray([1.0, 2.0**-53, 2.0**-53, 0, 0, 0, 0, 0, 2.0**-53], dtype=np.float64)
+    lane0 = np.float64(1.0) + np.float64(2.0**-53)  # rounds back to 1 (ties to even)
+    expected = ((lane0 + 2.0**-53) + 2.0**-53) + 0.0
+    _forced(monkeypatch, softmax, "lanes of 64 bytes")
+    total = softmax._row_sum(e[None, :], axis=-1)
+    assert total.shape == (1, 1)
+    assert total[0, 0] == expected
+    _forced(monkeypatch, softmax, "sequential")
+    assert softmax._row_sum(e[None, :], axis=-1)[0, 0] == np.float64(1.0)  # each 2^-53 lost
+
+
+@pytest.mark.parametrize("n_forms", [1, 2, 3, 4])
+def test_the_models_take_every_form(n_forms):
+    forms = tuple(f"form {i}" for i in range(n_forms))
+    seen: list[str] = []
+
+    def fn(x):
+        seen.append(kernel_form(*forms))
+        return x
+
+    tolerance.models(fn, (np.ones(3),), {}, "float32")
+    assert seen[0] == forms[0]  # the baseline keeps the reference's form
+    assert set(seen) == set(forms)
+
+
+def test_kernel_form_outside_the_models_is_the_reference_form():
+    assert kernel_form("a", "b", "c") == "a"
+
+
+def test_recomputed_moves_each_value_by_one_ulp_only_inside_the_models():
+    x = np.asarray([-4.62, 0.3, 7.0, 0.0], dtype=np.float64)
+    np.testing.assert_array_equal(recomputed(x), x)
+    with storage_dtype(np.dtype(np.float64)):  # the baseline: no jitter
+        np.testing.assert_array_equal(recomputed(x), x)
+    eps = np.finfo(np.float64).eps
+    with storage_dtype(np.dtype(np.float64), jitter=np.random.default_rng(0)):
+        y = recomputed(x)
+    assert y.dtype == x.dtype
+    moved = np.abs((y.astype(WIDE) - x.astype(WIDE)) / (eps * np.abs(x.astype(WIDE)) + 1e-300))
+    assert np.all(np.abs(moved[:3] - 1) < 0.6)  # by eps |x|, rounded to the dtype
+    assert y[3] == 0.0
