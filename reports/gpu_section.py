@@ -10,6 +10,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from reports.figures import MARGIN_FLOOR, _save, text_label
+from reports.summarize import DTYPE_ORDER, margin_of
+
 CPU_BASELINE = "torch"  # the CPU adapter the GPU configurations are set beside
 JUDGED = ("pass", "fail", "xfail")  # statuses that carry a margin
 FIGURE = "gpu_margins.png"
@@ -22,12 +25,12 @@ def on_gpu(record: dict[str, Any]) -> bool:
 def _cell(rows: list[dict[str, Any]]) -> str:
     """The worst margin of the rows, marked by their outcome: 'x' a fail, '(x)' a declared
     deviation, '—' nothing judged (not covered or skipped)."""
-    judged = [r for r in rows if r["status"] in JUDGED and r.get("margin") is not None]
+    judged = [r for r in rows if r["status"] in JUDGED and margin_of(r) is not None]
     errors = [r for r in rows if r["status"] == "error"]
     if not judged:
         return "error" if errors else "—"
-    worst = max(judged, key=lambda r: r["margin"])
-    text = f"{worst['margin']:.2g}"
+    worst = max(judged, key=margin_of)
+    text = f"{margin_of(worst):.2g}"
     if any(r["status"] == "fail" for r in judged):
         text += " x"
     elif worst["status"] == "xfail":
@@ -46,7 +49,7 @@ def gpu_section(
     adapters = ([CPU_BASELINE] if any(r["adapter"] == CPU_BASELINE for r in records) else []) + gpu
     cells: dict[tuple[str, str], dict[str, list]] = defaultdict(lambda: defaultdict(list))
     for r in records:
-        if r["adapter"] in adapters and r.get("op"):
+        if r["adapter"] in adapters and isinstance(r.get("op"), str) and r["op"]:
             # A record lists every op and relation its check called; the first is the op under
             # test.
             op = r["op"].split(",")[0]
@@ -71,32 +74,30 @@ def gpu_section(
 
 
 def _figure(records, adapters: list[str], out: Path) -> dict[str, Path]:
-    import matplotlib
+    """log10(margin) of every judged check, by configuration (x) and dtype (colour); margins
+    below MARGIN_FLOOR (exact agreement included) are drawn at the floor, as in
+    reports/figures.py."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    dtypes = ("float64", "float32", "float16", "bfloat16")
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(adapters) + 2), 4.2))
-    for j, dtype in enumerate(dtypes):
+    logs: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for r in records:
+        m = margin_of(r)
+        if r["status"] in JUDGED and m is not None:
+            logs[(r["adapter"], r["dtype"])].append(math.log10(max(m, MARGIN_FLOOR)))
+    fig = Figure(figsize=(max(6.0, 0.9 * len(adapters) + 2), 4.2), layout="constrained")
+    ax = fig.subplots()
+    for j, dtype in enumerate(DTYPE_ORDER):
         xs, ys = [], []
         for i, adapter in enumerate(adapters):
-            for r in records:
-                m = r.get("margin")
-                ok = r["adapter"] == adapter and r["dtype"] == dtype and r["status"] in JUDGED
-                if ok and m is not None and m > 0 and math.isfinite(m):
-                    xs.append(i + (j - 1.5) * 0.18)
-                    ys.append(min(m, 1e6))
+            ys += logs[(adapter, dtype)]
+            xs += [i + (j - 1.5) * 0.18] * len(logs[(adapter, dtype)])
         ax.scatter(xs, ys, s=6, alpha=0.5, label=dtype)
-    ax.axhline(1.0, color="black", lw=0.8, ls="--")
-    ax.set_yscale("log")
-    ax.set_xticks(range(len(adapters)), adapters, rotation=35, ha="right", fontsize=8)
-    ax.set_ylabel("error / allowed error (margin)")
+    ax.axhline(0.0, color="black", lw=0.8, ls="--")
+    ax.set_xticks(
+        range(len(adapters)), [text_label(a) for a in adapters], rotation=35, ha="right", fontsize=8
+    )
+    ax.set_ylabel("log10(margin = error / allowed)")
     ax.set_title("Margins by configuration and dtype (above the dashed line: fails)")
     ax.legend(fontsize=8, markerscale=2)
-    fig.tight_layout()
     out.mkdir(parents=True, exist_ok=True)
-    path = out / FIGURE
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return {FIGURE: path}
+    return {FIGURE: _save(fig, out / FIGURE)}

@@ -235,9 +235,12 @@ def render(data: dict[str, Any], figures: Sequence[str]) -> str:
         lines += trace_section(data)
     lines += ["## Figures", ""] + [f"![{name}](figures/{name})" for name in figures] + [""]
     for extra in data.get("tables", []):
+        # Extra tables carry record text too (the GPU section's adapter names): every header,
+        # cell and note goes through cell(), as the record tables' do.
         lines += [f"## {extra['title']}", ""]
         for note in extra.get("notes", []):
-            lines += [note, ""]
-        lines += [table(extra["headers"], extra["rows"]), ""]
+            lines += [cell(note), ""]
+        rows = [[cell(c) for c in row] for row in extra["rows"]]
+        lines += [table([cell(h) for h in extra["headers"]], rows), ""]
     lines += runs_section(data)
     return "\n".join(lines)

@@ -78,6 +78,9 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.C
         _rec(),
         _rec(status="error", check_id="attention/values/float64", dtype="float64"),
         _rec(adapter="mutant-" + EVIL),
+        # A CUDA adapter: its name is a GPU-section column and a tick label of its figure (a
+        # malformed "$...$" would be parsed as mathtext there unless escaped).
+        _rec(adapter="gpu-$\\frac{$" + EVIL, device="cuda:0", op="sdpa"),
     )
     proc = reports_cli(str(results), "--out", str(root / "out"))
     assert proc.returncode == 0, proc.stderr[-2000:]
