@@ -5,6 +5,8 @@ mismatch is diagnosed as the other one (reference/gru.py states the op and the l
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
@@ -84,16 +86,17 @@ def test_reverse_direction(impl, case):
     flip = x[:, ::-1].copy()  # fresh strides: torch.from_numpy refuses negative ones
     rev = impl.run("gru", x, h0, W, b, reverse=True)
     fwd = impl.run("gru", flip, h0, W, b)
-    m_r = honest_models(impl, OPS["gru"].forward, "gru", x, h0, W, b, reverse=True)
-    m_f = honest_models(impl, OPS["gru"].forward, "gru", flip, h0, W, b)
+    m_r = partial(honest_models, impl, OPS["gru"].forward, "gru", x, h0, W, b, reverse=True)
+    m_f = partial(honest_models, impl, OPS["gru"].forward, "gru", flip, h0, W, b)
     impl.relation(
         "reverse hs vs flipped forward hs",
         rev[0],
         fwd[0][:, ::-1],
-        stacked(m_r, 0),
-        stacked(m_f, 0)[:, :, ::-1],
+        lambda: (stacked(m_r(), 0), stacked(m_f(), 0)[:, :, ::-1]),
     )
-    impl.relation("reverse h_T vs forward h_T", rev[1], fwd[1], stacked(m_r, 1), stacked(m_f, 1))
+    impl.relation(
+        "reverse h_T vs forward h_T", rev[1], fwd[1], lambda: (stacked(m_r(), 1), stacked(m_f(), 1))
+    )
 
 
 @given(case=recurrent_cases())
@@ -102,14 +105,12 @@ def test_final_state_is_last_output(impl, case):
     args = _args(case)
     for reverse, last in ((False, -1), (True, 0)):
         hs, h_T = impl.run("gru", *args, reverse=reverse)
-        models = honest_models(impl, OPS["gru"].forward, "gru", *args, reverse=reverse)
-        impl.relation(
-            f"h_T vs hs[:, {last}] (reverse={reverse})",
-            h_T,
-            hs[:, last],
-            stacked(models, 1),
-            stacked(models, 0)[:, :, last],
-        )
+
+        def models(reverse=reverse, last=last):
+            m = honest_models(impl, OPS["gru"].forward, "gru", *args, reverse=reverse)
+            return stacked(m, 1), stacked(m, 0)[:, :, last]
+
+        impl.relation(f"h_T vs hs[:, {last}] (reverse={reverse})", h_T, hs[:, last], models)
 
 
 # -- sequence_lens, bidirectional and stacked layers ----------------------------------------------
@@ -178,13 +179,20 @@ def test_update_gate_copies_state(impl, case):
     # z = 1 is h up to one rounding), but no step may change the state beyond that.
     x, h0, W, b = impl.inputs(*_copying(case))
     hs, h_T = impl.run("gru", x, h0, W, b)
-    models = honest_models(impl, OPS["gru"].forward, "gru", x, h0, W, b)
-    m_hs = stacked(models, 0)
     before = np.concatenate([h0[:, None], hs[:, :-1]], axis=1)  # h_{t-1} for every t
-    first = np.broadcast_to(h0[None, :, None], (len(m_hs), h0.shape[0], 1, h0.shape[1]))
-    m_before = np.concatenate([first, m_hs[:, :, :-1]], axis=2)
-    impl.relation("h_t vs h_{t-1} with z = 1", hs, before, m_hs, m_before)
-    impl.relation("h_T vs hs[:, -1]", h_T, hs[:, -1], stacked(models, 1), m_hs[:, :, -1])
+    models = partial(honest_models, impl, OPS["gru"].forward, "gru", x, h0, W, b)
+
+    def steps():
+        m_hs = stacked(models(), 0)
+        first = np.broadcast_to(h0[None, :, None], (len(m_hs), h0.shape[0], 1, h0.shape[1]))
+        return m_hs, np.concatenate([first, m_hs[:, :, :-1]], axis=2)
+
+    def last():
+        m = models()
+        return stacked(m, 1), stacked(m, 0)[:, :, -1]
+
+    impl.relation("h_t vs h_{t-1} with z = 1", hs, before, steps)
+    impl.relation("h_T vs hs[:, -1]", h_T, hs[:, -1], last)
 
 
 @given(case=recurrent_cases(initial=True))
@@ -196,5 +204,5 @@ def test_update_gate_gradient_flow(impl, case):
     (dh_T,) = impl.inputs(case.cotangent(B, H, k=1))
     dhs = np.zeros((B, T, H))
     grads = impl.run_vjp("gru", dhs, x, h0, W, b, dh_T=dh_T)
-    models = honest_models(impl, OPS["gru"].vjp, "gru", dhs, x, h0, W, b, dh_T=dh_T)
-    impl.relation("dh0 vs dh_T with z = 1", grads[1], dh_T, stacked(models, 1), dh_T)
+    models = partial(honest_models, impl, OPS["gru"].vjp, "gru", dhs, x, h0, W, b, dh_T=dh_T)
+    impl.relation("dh0 vs dh_T with z = 1", grads[1], dh_T, lambda: (stacked(models(), 1), dh_T))

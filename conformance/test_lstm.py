@@ -4,6 +4,8 @@ one-step sequences, and the notes' "uninterrupted gradient flow" through the cel
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
@@ -83,18 +85,20 @@ def test_reverse_direction(impl, case):
     flip = x[:, ::-1].copy()  # fresh strides: torch.from_numpy refuses negative ones
     rev = impl.run("lstm", x, h0, c0, W, b, reverse=True)
     fwd = impl.run("lstm", flip, h0, c0, W, b)
-    m_r = honest_models(impl, OPS["lstm"].forward, "lstm", x, h0, c0, W, b, reverse=True)
-    m_f = honest_models(impl, OPS["lstm"].forward, "lstm", flip, h0, c0, W, b)
+    m_r = partial(honest_models, impl, OPS["lstm"].forward, "lstm", x, h0, c0, W, b, reverse=True)
+    m_f = partial(honest_models, impl, OPS["lstm"].forward, "lstm", flip, h0, c0, W, b)
     impl.relation(
         "reverse hs vs flipped forward hs",
         rev[0],
         fwd[0][:, ::-1],
-        stacked(m_r, 0),
-        stacked(m_f, 0)[:, :, ::-1],
+        lambda: (stacked(m_r(), 0), stacked(m_f(), 0)[:, :, ::-1]),
     )
     for k, name in ((1, "h_T"), (2, "c_T")):
         impl.relation(
-            f"reverse {name} vs forward {name}", rev[k], fwd[k], stacked(m_r, k), stacked(m_f, k)
+            f"reverse {name} vs forward {name}",
+            rev[k],
+            fwd[k],
+            lambda k=k: (stacked(m_r(), k), stacked(m_f(), k)),
         )
 
 
@@ -104,14 +108,12 @@ def test_final_state_is_last_output(impl, case):
     args = _args(case)
     for reverse, last in ((False, -1), (True, 0)):
         hs, h_T, _ = impl.run("lstm", *args, reverse=reverse)
-        models = honest_models(impl, OPS["lstm"].forward, "lstm", *args, reverse=reverse)
-        impl.relation(
-            f"h_T vs hs[:, {last}] (reverse={reverse})",
-            h_T,
-            hs[:, last],
-            stacked(models, 1),
-            stacked(models, 0)[:, :, last],
-        )
+
+        def models(reverse=reverse, last=last):
+            m = honest_models(impl, OPS["lstm"].forward, "lstm", *args, reverse=reverse)
+            return stacked(m, 1), stacked(m, 0)[:, :, last]
+
+        impl.relation(f"h_T vs hs[:, {last}] (reverse={reverse})", h_T, hs[:, last], models)
 
 
 # -- sequence_lens, bidirectional and stacked layers ----------------------------------------------
@@ -193,15 +195,14 @@ def test_zero_peepholes(impl, case):
     zero = np.zeros(3 * case.hidden)
     with_p = impl.run("lstm", x, h0, c0, W, b, peepholes=zero)
     without = impl.run("lstm", x, h0, c0, W, b)
-    m_p = honest_models(impl, OPS["lstm"].forward, "lstm", x, h0, c0, W, b, peepholes=zero)
-    m_0 = honest_models(impl, OPS["lstm"].forward, "lstm", x, h0, c0, W, b)
+    m_p = partial(honest_models, impl, OPS["lstm"].forward, "lstm", x, h0, c0, W, b, peepholes=zero)
+    m_0 = partial(honest_models, impl, OPS["lstm"].forward, "lstm", x, h0, c0, W, b)
     for k, name in enumerate(("hs", "h_T", "c_T")):
         impl.relation(
             f"{name} with P = 0 vs without peepholes",
             with_p[k],
             without[k],
-            stacked(m_p, k),
-            stacked(m_0, k),
+            lambda k=k: (stacked(m_p(), k), stacked(m_0(), k)),
         )
 
 
@@ -222,8 +223,8 @@ def test_uninterrupted_flow(impl, case):
     # f = 1 and i = 0 (saturated gates): c_t = 1 * c_{t-1} + 0 * g = c_{t-1}, so c_T = c0.
     x, h0, c0, W, b = impl.inputs(*_saturated(case, SATURATE, -SATURATE))
     _, _, c_T = impl.run("lstm", x, h0, c0, W, b)
-    models = honest_models(impl, OPS["lstm"].forward, "lstm", x, h0, c0, W, b)
-    impl.relation("c_T vs c0 with f = 1, i = 0", c_T, c0, stacked(models, 2), c0)
+    models = partial(honest_models, impl, OPS["lstm"].forward, "lstm", x, h0, c0, W, b)
+    impl.relation("c_T vs c0 with f = 1, i = 0", c_T, c0, lambda: (stacked(models(), 2), c0))
 
 
 @given(case=recurrent_cases(initial=True))
@@ -235,10 +236,12 @@ def test_uninterrupted_gradient_flow(impl, case):
     (dc_T,) = impl.inputs(case.cotangent(B, H, k=2))
     dhs, dh_T = np.zeros((B, T, H)), np.zeros((B, H))
     grads = impl.run_vjp("lstm", dhs, x, h0, c0, W, b, dh_T=dh_T, dc_T=dc_T)
-    models = honest_models(
-        impl, OPS["lstm"].vjp, "lstm", dhs, x, h0, c0, W, b, dh_T=dh_T, dc_T=dc_T
+    models = partial(
+        honest_models, impl, OPS["lstm"].vjp, "lstm", dhs, x, h0, c0, W, b, dh_T=dh_T, dc_T=dc_T
     )
-    impl.relation("dc0 vs dc_T with f = 1, i = 0", grads[2], dc_T, stacked(models, 2), dc_T)
+    impl.relation(
+        "dc0 vs dc_T with f = 1, i = 0", grads[2], dc_T, lambda: (stacked(models(), 2), dc_T)
+    )
 
 
 @given(case=recurrent_cases(initial=True))
@@ -255,7 +258,9 @@ def test_cell_jacobian_is_forget_gate(impl, case):
     grads = impl.run_vjp("lstm", dhs, x, h0, c0, W, b, dh_T=dh_T, dc_T=dc_T)
     a_f = x @ W[H : 2 * H, H:].T + b[H : 2 * H]  # (B, T, H) forget pre-activations
     expected = dc_T * np.prod(1 / (1 + np.exp(-a_f)), axis=1)
-    models = honest_models(
-        impl, OPS["lstm"].vjp, "lstm", dhs, x, h0, c0, W, b, dh_T=dh_T, dc_T=dc_T
+    models = partial(
+        honest_models, impl, OPS["lstm"].vjp, "lstm", dhs, x, h0, c0, W, b, dh_T=dh_T, dc_T=dc_T
     )
-    impl.relation("dc0 vs dc_T * prod_t f_t", grads[2], expected, stacked(models, 2), expected)
+    impl.relation(
+        "dc0 vs dc_T * prod_t f_t", grads[2], expected, lambda: (stacked(models(), 2), expected)
+    )

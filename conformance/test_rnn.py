@@ -5,6 +5,8 @@ the op signatures)."""
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
@@ -123,16 +125,17 @@ def test_reverse_direction(impl, case):
     flip = x[:, ::-1].copy()  # fresh strides: torch.from_numpy refuses negative ones
     hs_r, h_r = impl.run("rnn", x, h0, W, U, b, reverse=True)
     hs_f, h_f = impl.run("rnn", flip, h0, W, U, b)
-    m_r = honest_models(impl, OPS["rnn"].forward, "rnn", x, h0, W, U, b, reverse=True)
-    m_f = honest_models(impl, OPS["rnn"].forward, "rnn", flip, h0, W, U, b)
+    m_r = partial(honest_models, impl, OPS["rnn"].forward, "rnn", x, h0, W, U, b, reverse=True)
+    m_f = partial(honest_models, impl, OPS["rnn"].forward, "rnn", flip, h0, W, U, b)
     impl.relation(
         "reverse hs vs flipped forward hs",
         hs_r,
         hs_f[:, ::-1],
-        stacked(m_r, 0),
-        stacked(m_f, 0)[:, :, ::-1],
+        lambda: (stacked(m_r(), 0), stacked(m_f(), 0)[:, :, ::-1]),
     )
-    impl.relation("reverse h_T vs forward h_T", h_r, h_f, stacked(m_r, 1), stacked(m_f, 1))
+    impl.relation(
+        "reverse h_T vs forward h_T", h_r, h_f, lambda: (stacked(m_r(), 1), stacked(m_f(), 1))
+    )
 
 
 @given(case=recurrent_cases())
@@ -141,14 +144,12 @@ def test_final_state_is_last_output(impl, case):
     args = _rnn_args(case)
     for reverse, last in ((False, -1), (True, 0)):
         hs, h_T = impl.run("rnn", *args, reverse=reverse)
-        models = honest_models(impl, OPS["rnn"].forward, "rnn", *args, reverse=reverse)
-        impl.relation(
-            f"h_T vs hs[:, {last}] (reverse={reverse})",
-            h_T,
-            hs[:, last],
-            stacked(models, 1),
-            stacked(models, 0)[:, :, last],
-        )
+
+        def models(reverse=reverse, last=last):
+            m = honest_models(impl, OPS["rnn"].forward, "rnn", *args, reverse=reverse)
+            return stacked(m, 1), stacked(m, 0)[:, :, last]
+
+        impl.relation(f"h_T vs hs[:, {last}] (reverse={reverse})", h_T, hs[:, last], models)
 
 
 # -- sequence_lens, bidirectional and stacked layers ----------------------------------------------
@@ -229,16 +230,14 @@ def test_gradient_bound(impl, case):
     (dh_T,) = impl.inputs(dh_T)
     grads = impl.run_vjp("rnn", dhs, x, h0, W, U, b, dh_T=dh_T)
     bound = np.linalg.norm(W, 2) ** T * np.linalg.norm(dh_T)
-    models = honest_models(impl, OPS["rnn"].vjp, "rnn", dhs, x, h0, W, U, b, dh_T=dh_T)
     norm = np.linalg.norm(grads[1])
-    model_norms = np.array([np.linalg.norm(m[1]) for m in models])
-    impl.relation(
-        "||dh0|| <= ||W||^T ||dh_T||",
-        np.minimum(norm, bound),
-        norm,
-        np.minimum(model_norms, bound),
-        model_norms,
-    )
+
+    def models():
+        m = honest_models(impl, OPS["rnn"].vjp, "rnn", dhs, x, h0, W, U, b, dh_T=dh_T)
+        model_norms = np.array([np.linalg.norm(grads[1]) for grads in m])
+        return np.minimum(model_norms, bound), model_norms
+
+    impl.relation("||dh0|| <= ||W||^T ||dh_T||", np.minimum(norm, bound), norm, models)
 
 
 # -- clipping by global norm -----------------------------------------------------------------------
@@ -330,16 +329,17 @@ def test_tbptt_full_chunk_is_bptt(impl, case, outputs, data):
     tb = impl.run("rnn_tbptt", *args, chunk=chunk)
     full = impl.run_vjp("rnn_loss", one, *args)
     (loss,) = impl.run("rnn_loss", *args)
-    m_tb = honest_models(impl, OPS["rnn_tbptt"].forward, "rnn_tbptt", *args, chunk=chunk)
-    m_full = honest_models(impl, OPS["rnn_loss"].vjp, "rnn_loss", one, *args)
-    m_loss = honest_models(impl, OPS["rnn_loss"].forward, "rnn_loss", *args)
+    m_tb = partial(honest_models, impl, OPS["rnn_tbptt"].forward, "rnn_tbptt", *args, chunk=chunk)
+    m_full = partial(honest_models, impl, OPS["rnn_loss"].vjp, "rnn_loss", one, *args)
+    m_loss = partial(honest_models, impl, OPS["rnn_loss"].forward, "rnn_loss", *args)
     first = 2 if case.initial else 1  # rnn_loss_vjp: dx, [dh0], dW, dU, db, dV, dc, dz
-    impl.relation("tbptt L vs rnn_loss", tb[0], loss, stacked(m_tb, 0), stacked(m_loss, 0))
+    impl.relation(
+        "tbptt L vs rnn_loss", tb[0], loss, lambda: (stacked(m_tb(), 0), stacked(m_loss(), 0))
+    )
     for k, name in enumerate(("dW", "dU", "db", "dV", "dc")):
         impl.relation(
             f"tbptt {name} vs full BPTT {name}",
             tb[1 + k],
             full[first + k],
-            stacked(m_tb, 1 + k),
-            stacked(m_full, first + k),
+            lambda k=k: (stacked(m_tb(), 1 + k), stacked(m_full(), first + k)),
         )

@@ -23,9 +23,13 @@ def test_log_softmax_values(impl, case):
 def test_sums_to_one(impl, case):
     x = case.x()
     (y,) = impl.run("softmax", x, axis=-1)
-    b = impl.baseline("softmax", x, axis=-1)
     ones = np.ones(y.shape[:-1])
-    impl.relation("row sums of softmax", y.sum(axis=-1), ones, b.sum(axis=-1), ones)
+    impl.relation(
+        "row sums of softmax",
+        y.sum(axis=-1),
+        ones,
+        lambda: (impl.baseline("softmax", x, axis=-1).sum(axis=-1), ones),
+    )
 
 
 @given(case=logits(max_scale=3e3, min_scale=1e2))
@@ -47,9 +51,15 @@ def test_shift_invariance(impl, case, shift):
     (x,) = impl.inputs(case.x())
     (y,) = impl.run("softmax", x, axis=-1)
     (y_shifted,) = impl.run("softmax", x + shift, axis=-1)
-    b = impl.baseline("softmax", x, axis=-1)
-    b_shifted = impl.baseline("softmax", x + shift, axis=-1)
-    impl.relation("softmax(x + c) vs softmax(x)", y_shifted, y, b_shifted, b)
+    impl.relation(
+        "softmax(x + c) vs softmax(x)",
+        y_shifted,
+        y,
+        lambda: (
+            impl.baseline("softmax", x + shift, axis=-1),
+            impl.baseline("softmax", x, axis=-1),
+        ),
+    )
 
 
 @given(case=logits())

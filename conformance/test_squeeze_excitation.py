@@ -37,6 +37,12 @@ def test_spatial_permutation(impl, case, data):
 
     (out,) = impl.run("squeeze_excitation", x, *params)
     (out_p,) = impl.run("squeeze_excitation", permute(x), *params)
-    b = impl.baseline("squeeze_excitation", x, *params)
-    b_p = impl.baseline("squeeze_excitation", permute(x), *params)
-    impl.relation("out(P x) vs P out(x)", out_p, permute(out), b_p, permute(b))
+    impl.relation(
+        "out(P x) vs P out(x)",
+        out_p,
+        permute(out),
+        lambda: (
+            impl.baseline("squeeze_excitation", permute(x), *params),
+            permute(impl.baseline("squeeze_excitation", x, *params)),
+        ),
+    )

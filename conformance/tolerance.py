@@ -159,6 +159,11 @@ class Models(list):
 
     operands: str | None = None
 
+    def __iadd__(self, more: list) -> Models:
+        self.extend(more)
+        self.operands = self.operands or getattr(more, "operands", None)
+        return self
+
 
 def models(
     fn: Callable,
@@ -166,16 +171,20 @@ def models(
     kwargs: dict[str, Any],
     dtype: str,
     operands: str | None = None,
+    *,
+    unperturbed: bool = True,
+    draws: Sequence[int] = range(PERTURBED),
 ) -> Models:
-    """Every model of an honest kernel: the float32-arithmetic run and the perturbed runs.
+    """Every model of an honest kernel: the float32-arithmetic run and the perturbed runs
+    (`unperturbed` and `draws` pick a subset, for callers that add the rest only when needed).
     operands="tfloat32" models a library that multiplies float32 matrices on TF32 tensor cores
     (torch's allow_tf32): each matmul rounds its float32 operands to 10 mantissa bits (to
     nearest in the baseline, up or down at random in the perturbed models) and accumulates in
     float32, as NVIDIA documents TF32."""
     with matmul_operands(operands) as rounded:
         out = Models(
-            [baseline(fn, args, kwargs, dtype)]
-            + [perturbed(fn, args, kwargs, dtype, seed) for seed in range(PERTURBED)]
+            ([baseline(fn, args, kwargs, dtype)] if unperturbed else [])
+            + [perturbed(fn, args, kwargs, dtype, seed) for seed in draws]
         )
     out.operands = operands if rounded else None
     return out
