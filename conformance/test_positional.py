@@ -3,13 +3,17 @@ loss of permutation equivariance they bring to self-attention."""
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
 from conformance import tolerance
 from conformance.check import CheckFailed
+from conformance.ops import OPS
 from conformance.strategies import mha_cases, normal, positional_cases
+from conformance.variants import reference_options
 from reference import positional as ref_positional
 
 
@@ -19,10 +23,11 @@ def _layout(impl) -> str:
 
 
 def _table(impl, case, offset):
-    """The adapter's encoding alone: positional() of zeros, (T, D), and its honest models."""
+    """The adapter's encoding alone: positional() of zeros, (T, D), and a zero-argument source
+    of its honest models (for relation's lazy form)."""
     zeros = np.zeros((case.t, case.d))
     (pe,) = impl.run("positional", zeros, offset=offset)
-    return pe, impl.baseline("positional", zeros, offset=offset)
+    return pe, partial(impl.baseline, "positional", zeros, offset=offset)
 
 
 @given(case=positional_cases())
@@ -53,7 +58,7 @@ def test_shift_is_rotation(impl, case, shift):
     pe, b = _table(impl, case, case.offset)
     pe_s, b_s = _table(impl, case, case.offset + shift)
     R = ref_positional.shift_matrix(shift, case.d, _layout(impl))
-    impl.relation("PE(pos + s) vs R(s) PE(pos)", pe_s, pe @ R.T, b_s, b @ R.T)
+    impl.relation("PE(pos + s) vs R(s) PE(pos)", pe_s, pe @ R.T, lambda: (b_s(), b() @ R.T))
 
 
 @given(case=positional_cases(combine=("add",)))
@@ -61,7 +66,9 @@ def test_norm(impl, case):
     # ||PE(pos)||^2 = D/2 at every position (sin^2 + cos^2 = 1 per pair).
     pe, b = _table(impl, case, case.offset)
     half = np.full(case.t, case.d / 2)
-    impl.relation("||PE(pos)||^2 vs D/2", (pe**2).sum(axis=-1), half, (b**2).sum(axis=-1), half)
+    impl.relation(
+        "||PE(pos)||^2 vs D/2", (pe**2).sum(axis=-1), half, lambda: ((b() ** 2).sum(axis=-1), half)
+    )
 
 
 @given(case=positional_cases(combine=("add",)), other=st.integers(0, 64))
@@ -73,7 +80,9 @@ def test_dot_depends_on_offset_only(impl, case, other):
     def dots(table):  # PE(p) . PE(p + s) for s = 0 .. T-1, p the table's first position
         return table[..., :1, :] @ np.swapaxes(table, -1, -2)
 
-    impl.relation("PE(p).PE(p+s) at two starts p", dots(pe2), dots(pe), dots(b2), dots(b))
+    impl.relation(
+        "PE(p).PE(p+s) at two starts p", dots(pe2), dots(pe), lambda: (dots(b2()), dots(b()))
+    )
 
 
 @given(
@@ -92,7 +101,8 @@ def test_breaks_permutation_equivariance(impl, case, data):
         perm = np.roll(perm, 1)
     options = case.options()
     (xe,) = impl.run("positional", x)
-    (xpe,) = impl.run("positional", x[..., perm, :])
+    x_p = x[..., perm, :]
+    (xpe,) = impl.run("positional", x_p)
     (out,) = impl.run("mha", xe, xe, *params, **options)
     (out_p,) = impl.run("mha", xpe, xpe, *params, **options)
     (out_pp,) = impl.run("mha", xe[..., perm, :], xe[..., perm, :], *params, **options)
@@ -107,6 +117,18 @@ def test_breaks_permutation_equivariance(impl, case, data):
     )
     residual = max(tolerance.rel_error(m, r[..., perm, :]) for m, r in zip(b_pp, b, strict=True))
     allowed = impl.allowed(residual)
+    # Judged where the exact outputs differ by more than twice that: on tiny cases (2 tokens of
+    # width 2) the encodings may move the output by less than bfloat16's floor, and no kernel
+    # could show it (measured: an exact gap of 0.029 under an allowed 0.031, dev profile).
+    mha = OPS["mha"].forward
+    declared = getattr(impl.adapter, "variants", {}) or {}
+    mha_options = {**options, **reference_options(OPS["mha"].variants, declared)}
+    exact = [
+        tolerance.truth(mha, (e, e, *params), mha_options)[0]
+        for e in (tolerance.truth(OPS["positional"].forward, (a,), {})[0] for a in (x_p, x))
+    ]
+    if tolerance.rel_error(exact[0], exact[1][..., perm, :]) <= 2 * allowed:
+        return
     gap = tolerance.rel_error(out_p, out[..., perm, :])
     if not gap > allowed:
         raise CheckFailed(
