@@ -10,7 +10,7 @@ import pytest
 from tests.conftest import run_suite
 from tests.mutants import MUTANTS
 
-STEMS = sorted({m.stem for m in MUTANTS.values()})
+RUNS = sorted({(m.stem, m.dtype) for m in MUTANTS.values()})
 
 
 def _adapter_name(run, spec):
@@ -33,17 +33,19 @@ def _verdict(run, mutant: str) -> str | None:
     return None
 
 
-# One suite run per stem, holding that stem's mutants and the reference adapter as control, and
-# one test per stem: a per-mutant test would repeat the run in every xdist worker it lands on.
-@pytest.mark.parametrize("stem", STEMS)
-def test_every_mutant_of_the_stem_is_caught_and_the_control_passes(tmp_path, stem):
-    mutants = sorted(k for k, m in MUTANTS.items() if m.stem == stem)
+# One suite run per stem and dtype, holding those mutants and the reference adapter as control,
+# and one test per run: a per-mutant test would repeat the run in every xdist worker it lands on.
+@pytest.mark.parametrize(("stem", "dtype"), RUNS, ids=[f"{s}-{d}" for s, d in RUNS])
+def test_every_mutant_of_the_stem_is_caught_and_the_control_passes(tmp_path, stem, dtype):
+    mutants = sorted(k for k, m in MUTANTS.items() if (m.stem, m.dtype) == (stem, dtype))
     specs = [a for k in mutants for a in ("--adapter", MUTANTS[k].spec)]
     run = run_suite(
         tmp_path / "results",
         "--adapter",
         "reference",
         *specs,
+        "--dtypes",
+        dtype,
         "--hypothesis-profile=fast",  # whether a check fails, not its smallest example
         target=f"conformance/test_{stem}.py",
     )

@@ -12,13 +12,19 @@ class Mutant:
     spec: str  # --adapter spec
     stem: str  # component whose checks must catch it
     diagnosis: str | None = None  # a fail row must carry this diagnosis
+    # The dtype the zoo runs it in: a logic bug shows in float64, where the derived tolerance
+    # is tightest (measured: float64 alone catches every logic mutant; float32 as well doubled
+    # the zoo's time); a precision bug runs in the dtype it cheats in.
+    dtype: str = "float64"
 
 
 MUTANTS: dict[str, Mutant] = {
     "softmax-no-max": Mutant("tests/mutants/softmax.py:NoMaxSubtraction", "softmax"),
-    "softmax-silent-half": Mutant("tests/mutants/softmax.py:SilentHalf", "softmax"),
+    "softmax-silent-half": Mutant(
+        "tests/mutants/softmax.py:SilentHalf", "softmax", dtype="float32"
+    ),
     # a "GPU" that claims float32 and computes in float16 (issue: GPU conformance)
-    "gpu-silent-half": Mutant("tests/mutants/gpu.py:FakeGPUHalf", "attention"),
+    "gpu-silent-half": Mutant("tests/mutants/gpu.py:FakeGPUHalf", "attention", dtype="float32"),
     "attention-scale-1/d": Mutant(
         "tests/mutants/attention.py:ScaleOneOverD",
         "attention",
