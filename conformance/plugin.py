@@ -24,6 +24,7 @@ except ImportError:  # not POSIX: no --memory-limit
 
 from conformance import adapters as adapter_registry
 from conformance import profiles, results, selection
+from conformance.adapters.base import Intermittent
 from conformance.check import DEFAULT_CALL_TIMEOUT_S, CallTimeout, Check, CheckFailed, NotCovered
 
 DEFAULT_OUT = Path("nnspec-out") / "results"
@@ -32,8 +33,10 @@ DEFAULT_REPORT = Path("nnspec-out") / "report"
 # transformers loaded stays under 1 GiB of data memory.
 DEFAULT_MEMORY_LIMIT_GIB = 8.0
 OUT_OF_MEMORY_EXIT = 75
+NOT_TRIGGERED = "intermittent deviation not triggered this run"
 FILES_KEY = pytest.StashKey[dict]()  # {"xfails": [PatternFile], "skips": [PatternFile]}
 CHECK_KEY = pytest.StashKey[Check]()
+INTERMITTENT_KEY = pytest.StashKey[bool]()  # the check's xfail is an Intermittent deviation
 ADAPTERS_KEY = pytest.StashKey[list]()  # [(spec, adapter, unavailable reason or None)]
 
 
@@ -380,9 +383,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 for pattern, why in (getattr(adapter, "xfails", {}) or {}).items()
                 if fnmatch.fnmatchcase(cid, pattern)
             ]
-            reason = f"declared by {adapter.name}: {declared[0]}" if declared else None
+            intermittent = bool(declared) and isinstance(declared[0], Intermittent)
+            item.stash[INTERMITTENT_KEY] = intermittent
+            kind = " (intermittent)" if intermittent else ""
+            reason = f"declared by {adapter.name}{kind}: {declared[0]}" if declared else None
         if reason:
-            item.add_marker(pytest.mark.xfail(reason=reason, strict=strict))
+            intermittent = item.stash.get(INTERMITTENT_KEY, False)
+            item.add_marker(pytest.mark.xfail(reason=reason, strict=strict and not intermittent))
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = keep
@@ -444,7 +451,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
     if check is None:
         return
     if report.when == "call" or (report.when == "setup" and not report.passed):
-        status, message = _status(report, call)
+        status, message = _status(report, call, item.stash.get(INTERMITTENT_KEY, False))
         if status == "error" and report.skipped:  # a CallTimeout travels as a skip: undo that
             report.outcome = "failed"
             report.longrepr = message
@@ -460,11 +467,15 @@ def _out_of_memory(call: pytest.CallInfo) -> bool:
     return any(isinstance(e, MemoryError) for e in _leaves(exc))
 
 
-def _status(report: Any, call: pytest.CallInfo) -> tuple[str, str | None]:
+def _status(
+    report: Any, call: pytest.CallInfo, intermittent: bool = False
+) -> tuple[str, str | None]:
     exc = call.excinfo.value if call.excinfo else None
     if hasattr(report, "wasxfail"):
         if report.skipped:
             return "xfail", report.wasxfail or "xfail"
+        if intermittent:
+            return "pass", f"{NOT_TRIGGERED} ({report.wasxfail})"
         where = report.wasxfail.split(":", 1)[0].removeprefix("listed in ").strip()
         if report.wasxfail.startswith("listed in "):
             return "pass", f"passes now: remove it from {where} ({report.wasxfail})"

@@ -191,6 +191,22 @@ def robustness_section(data: dict[str, Any]) -> list[str]:
             table(["mutant", "result", "failed checks", "diagnoses", "errors"], rows),
             "",
         ]
+    deviations = rob.get("intermittent") or []
+    if deviations:
+        never = sum(d["fired"] == 0 for d in deviations)
+        rows = [
+            [cell(d["adapter"]), cell(d["check_id"]), str(d["fired"]), str(d["not_triggered"])]
+            for d in deviations
+        ]
+        out += [
+            "### Intermittent deviations",
+            "",
+            f"{len(deviations)} checks covered by a declared intermittent deviation; {never} "
+            "did not show it in any run (a pass: not triggered).",
+            "",
+            table(["adapter", "check", "runs showing it", "runs not"], rows),
+            "",
+        ]
     return out
 
 

@@ -121,10 +121,38 @@ def mutant_zoo(records: Iterable[Record]) -> dict[str, Any] | None:
     }
 
 
+# How the plugin words a check covered by an adapter's Intermittent xfail: the xfail row's
+# message is its reason, and a pass says the deviation was "not triggered this run (<reason>)".
+_INTERMITTENT = re.compile(r"declared by .*? \(intermittent\): ")
+
+
+def intermittent_deviations(records: Iterable[Record]) -> list[dict[str, Any]]:
+    """Per adapter and check covered by a declared intermittent deviation: in how many runs it
+    showed (an xfail row) and in how many it did not (a pass). Over a soak's seeds, a check
+    that never showed is listed first: its declaration may be stale or broader than the
+    deviation."""
+    seen: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: {"fired": 0, "quiet": 0})
+    for record in records:
+        status = record.get("status")
+        if status not in ("xfail", "pass") or not _INTERMITTENT.search(
+            str(record.get("message") or "")
+        ):
+            continue
+        key = (str(record.get("adapter")), str(record.get("check_id")))
+        seen[key]["fired" if status == "xfail" else "quiet"] += 1
+    rows = [
+        {"adapter": adapter, "check_id": cid, "fired": c["fired"], "not_triggered": c["quiet"]}
+        for (adapter, cid), c in seen.items()
+    ]
+    rows.sort(key=lambda r: (r["fired"] > 0, r["adapter"], r["check_id"]))
+    return rows
+
+
 def robustness(runs: Sequence[Run]) -> dict[str, Any]:
     records = [r for run in runs for r in run.records]
     return {
         "error_causes": error_causes(records),
         "incomplete_runs": incomplete_runs(runs),
         "mutant_zoo": mutant_zoo(records),
+        "intermittent": intermittent_deviations(records),
     }

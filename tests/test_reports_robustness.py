@@ -91,7 +91,15 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
         # Not a mutant: a name merely containing the word.
         _rec("torch-mutant-free", "attention/values/float64", "fail"),
     ]
-    _run(root / "results" / "complete", errors, finished=FINISHED)
+    declared = "declared by torch (intermittent): a rare tail"
+    quiet = f"intermittent deviation not triggered this run ({declared})"
+    intermittent = [
+        _rec("torch", "activation/tail/float32", "xfail", message=declared),
+        _rec("torch", "activation/tail/float64", "pass", message=quiet),
+        _rec("torch", "activation/other/float64", "xfail", message="declared by torch: always"),
+    ]
+    _run(root / "results" / "complete", errors + intermittent, finished=FINISHED)
+    _run(root / "results" / "seed-2", [intermittent[0]], finished=FINISHED)
     _run(root / "results" / "zoo", zoo, finished=FINISHED)
     _run(root / "results" / "cut", [_rec("torch", "norm/x/float32", "pass")], started="t0")
     _run(
@@ -147,6 +155,25 @@ def test_mutant_kill_rate(robustness: dict) -> None:
     assert not mutants["mutant-broken"]["caught"] and mutants["mutant-broken"]["errors"] == 1
 
 
+def test_intermittent_deviations_count_runs_showing_them(robustness: dict) -> None:
+    rows = {(r["adapter"], r["check_id"]): r for r in robustness["intermittent"]}
+    assert rows == {
+        ("torch", "activation/tail/float64"): {
+            "adapter": "torch",
+            "check_id": "activation/tail/float64",
+            "fired": 0,
+            "not_triggered": 1,
+        },
+        ("torch", "activation/tail/float32"): {
+            "adapter": "torch",
+            "check_id": "activation/tail/float32",
+            "fired": 2,
+            "not_triggered": 0,
+        },
+    }
+    assert robustness["intermittent"][0]["fired"] == 0  # never showing: listed first
+
+
 def test_section_in_markdown_and_html(report: Path) -> None:
     md = (report / "report.md").read_text()
     section = md[md.index("## Robustness") :]
@@ -155,12 +182,20 @@ def test_section_in_markdown_and_html(report: Path) -> None:
         assert text in section
     assert "Kill rate: 1 of 3 mutants caught (33%)." in section
     assert "**escaped**" in section
+    assert "2 checks covered by a declared intermittent deviation; 1 did not show it" in section
     page = (report / "index.html").read_text()
     parser = parse_page(page)
     assert '<a href="#robustness">' in page
     html_section = page[page.index('<section id="robustness">') :]
     html_section = html_section[: html_section.index("</section>")]
-    for text in ("raised ZeroDivisionError", "Kill rate: 1 of 3", "mutant-silent", "scale=1/d"):
+    for text in (
+        "raised ZeroDivisionError",
+        "Kill rate: 1 of 3",
+        "mutant-silent",
+        "scale=1/d",
+        "Intermittent deviations",
+        "activation/tail/float64",
+    ):
         assert text in html_section
     assert "Kill rate: 1 of 3" in "".join(parser.text)
 
@@ -169,7 +204,12 @@ def test_no_mutant_rows_no_zoo(tmp_path: Path) -> None:
     _run(tmp_path / "r", [_rec("torch", "norm/x/float32", "pass")], finished=FINISHED)
     build([tmp_path / "r"], tmp_path / "out", warn=lambda _: None)
     rob = json.loads((tmp_path / "out" / "summary.json").read_text())["robustness"]
-    assert rob == {"error_causes": [], "incomplete_runs": [], "mutant_zoo": None}
+    assert rob == {
+        "error_causes": [],
+        "incomplete_runs": [],
+        "mutant_zoo": None,
+        "intermittent": [],
+    }
     md = (tmp_path / "out" / "report.md").read_text()
     assert "No error rows." in md and "None: every run finished." in md
     assert "Mutant zoo" not in md

@@ -31,7 +31,8 @@ class Adapter:
     device: ClassVar[str] = "cpu"
     variants: ClassVar[dict[str, Any]] = {}
     # Known deviations of the library: check-id glob ("attention/values/float64") -> reason.
-    # Those checks still run and are reported as xfail, with the reason, in every report.
+    # Those checks still run and are reported as xfail, with the reason, in every report; a
+    # reason wrapped in Intermittent() marks a deviation that only some inputs show.
     xfails: ClassVar[dict[str, str]] = {}
 
     def unavailable(self) -> str | None:
@@ -41,6 +42,16 @@ class Adapter:
     def describe(self) -> dict[str, Any]:
         """What the manifest records about this adapter (versions, backends)."""
         return {}
+
+
+class Intermittent(str):
+    """An xfail reason for a deviation that only some inputs show: a tail the examples reach
+    now and then (x << 0 on ~1% of draws), or a low-precision accumulation that stays within
+    the tolerance on small tensors, so that a pattern covers checks that pass on one run and
+    fail on another. A covered check that passes is reported as "not triggered this run"
+    rather than "passes now: remove it"; `nox -s soak` lists those that never fired."""
+
+    __slots__ = ()
 
 
 def covers(adapter: Adapter, op: str) -> bool:

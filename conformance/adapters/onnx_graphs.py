@@ -33,7 +33,7 @@ from conformance.adapters import (
     onnx_recurrent,
     onnx_vision,
 )
-from conformance.adapters.base import Adapter, Unsupported
+from conformance.adapters.base import Adapter, Intermittent, Unsupported
 from conformance.adapters.onnx_attention import OnnxAttentionMixin
 from conformance.adapters.onnx_language import OnnxLanguageMixin
 from conformance.adapters.onnx_norm import OnnxNormMixin
@@ -367,7 +367,7 @@ class _OnnxAdapter(
         return forms.popitem()[1] if len(set(forms.values())) == 1 else forms
 
 
-_LOW = (
+_LOW = Intermittent(
     "onnx.reference evaluates Attention with NumPy in the input dtype, accumulating in "
     "float16/bfloat16: on some inputs its error exceeds an honest float32-accumulating kernel's "
     "(the 'imprecise' tier; onnx 1.23.2)"
