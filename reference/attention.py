@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference.common import T, kernel_form, mm, recomputed, store, unbroadcast
+from reference.common import T, kernel_form, mm, recomputed, store, unbroadcast, weight_grad
 
 
 def _scale(dk: int, dtype: np.dtype, scale_rule: str) -> np.ndarray:
@@ -366,7 +366,7 @@ def mha_vjp(
     heads = sdpa(qh, kh, vh, visible_heads, causal, attn_bias=attn_bias, **variants)
     concat = store(merge_heads(heads))
     # out = concat W_O + b_o
-    dW_O = sum_to(mm(T(concat), dout), 2)  # (E, E_out)
+    dW_O = weight_grad(concat, dout)  # (E, E_out)
     db_o = sum_to(dout, 1)
     # Gradients handed from one kernel to the next are kept in memory too: stored.
     dconcat = store(mm(dout, T(W_O)))  # (..., Tq, E)
@@ -384,9 +384,9 @@ def mha_vjp(
     # q = x_q W_Q + b_q; k, v likewise from x_kv
     dx_q = mm(dq, T(W_Q))
     dx_kv = mm(dk, T(W_K)) + mm(dv, T(W_V))
-    dW_Q = sum_to(mm(T(x_q), dq), 2)
-    dW_K = sum_to(mm(T(x_kv), dk), 2)
-    dW_V = sum_to(mm(T(x_kv), dv), 2)
+    dW_Q = weight_grad(x_q, dq)
+    dW_K = weight_grad(x_kv, dk)
+    dW_V = weight_grad(x_kv, dv)
     return (
         unbroadcast(dx_q, x_q.shape),
         unbroadcast(dx_kv, x_kv.shape),

@@ -33,6 +33,15 @@ def T(a: np.ndarray) -> np.ndarray:
     return np.swapaxes(a, -1, -2)
 
 
+def weight_grad(x: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    """dW of y = x W + b: Σ over every row r of x_r^T dy_r, x (..., n) (broadcast to dy's
+    leading axes) and dy (..., m) -> (n, m), as ONE 2-D matmul of the rows stacked,
+    (n, rows) @ (rows, m), as a linear layer's backward runs it (a batched matmul and a sum
+    over the batch would call BLAS once per matrix)."""
+    x = np.broadcast_to(x, (*dy.shape[:-1], x.shape[-1]))
+    return mm(T(x.reshape(-1, x.shape[-1])), dy.reshape(-1, dy.shape[-1]))
+
+
 def unbroadcast(g: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """Sum a gradient over the dimensions that broadcasting added or stretched."""
     while g.ndim > len(shape):

@@ -47,10 +47,10 @@ from __future__ import annotations
 import numpy as np
 
 from reference.attention import merge_heads, split_heads, sum_to
-from reference.common import T, mm, store
+from reference.common import T, mm, store, weight_grad
 from reference.norm import layer_norm, layer_norm_vjp
 from reference.softmax import softmax, softmax_vjp
-from reference.transformer import feed_forward, feed_forward_vjp, weight_grad
+from reference.transformer import feed_forward, feed_forward_vjp
 
 PAD_ORDERS = ("pad_then_shift", "shift_then_pad")
 

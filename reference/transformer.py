@@ -34,7 +34,7 @@ import numpy as np
 
 from reference.activation import gelu, gelu_vjp, gelu_with_vjp
 from reference.attention import mha, mha_vjp, sum_to
-from reference.common import T, mm, store
+from reference.common import T, mm, store, weight_grad
 from reference.norm import layer_norm, layer_norm_vjp
 
 ACTIVATIONS = ("relu", "gelu", "gelu_tanh")
@@ -66,13 +66,6 @@ def activation_with_vjp(x: np.ndarray, activation: str):
     if activation in ("gelu", "gelu_tanh"):
         return gelu_with_vjp(x, "exact" if activation == "gelu" else "tanh")
     return activation_fn(x, activation), lambda dy: activation_vjp(dy, x, activation)
-
-
-def weight_grad(x: np.ndarray, dy: np.ndarray) -> np.ndarray:
-    """dW of y = x W + b: Σ over every row r of x_r^T dy_r, x (..., n) and dy (..., m) -> (n, m),
-    as ONE 2-D matmul of the rows stacked, (n, rows) @ (rows, m), as a linear layer's backward
-    runs it (a batched matmul and a sum over the batch would call BLAS once per matrix)."""
-    return mm(T(x.reshape(-1, x.shape[-1])), dy.reshape(-1, dy.shape[-1]))
 
 
 def feed_forward(x, W_1, b_1, W_2, b_2, activation: str = "relu") -> np.ndarray:

@@ -23,9 +23,9 @@ from __future__ import annotations
 import numpy as np
 
 from reference.attention import sum_to
-from reference.common import T, mm, store
+from reference.common import T, mm, store, weight_grad
 from reference.norm import layer_norm, layer_norm_vjp
-from reference.transformer import pre_ln_encoder_layer, pre_ln_encoder_layer_vjp, weight_grad
+from reference.transformer import pre_ln_encoder_layer, pre_ln_encoder_layer_vjp
 
 N_BLOCK = 15  # W_Q, W_K, W_V, W_O, b_q, b_v, b_o, gamma1, beta1, W_1, b_1, W_2, b_2, gamma2, beta2
 
