@@ -6,7 +6,13 @@ FigureCanvasAgg avoid pyplot's global backend state, so nothing needs a display.
 
 from __future__ import annotations
 
+import hashlib
+import importlib.metadata
 import math
+import os
+import platform
+import shutil
+import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -148,5 +154,62 @@ def draw_figures(
     ):
         drawn[name] = draw(records, folder / name)
     for name, draw_reference in (REFERENCE_FIGURES if reference else {}).items():
-        drawn[name] = draw_reference(folder)
+        drawn[name] = _from_cache(name, draw_reference, folder)
     return drawn
+
+
+ROOT = Path(__file__).resolve().parents[1]
+# What a reference figure is computed from: the kernels, the cost models and the drawing code.
+FIGURE_SOURCES = ("reference", "spec", "reports")
+FIGURE_PACKAGES = ("numpy", "torch", "matplotlib")
+
+
+def cache_dir() -> Path | None:
+    """Where reference figures are kept between reports: $NNSPEC_CACHE_DIR ("off": nowhere),
+    else $XDG_CACHE_HOME/nnspec or ~/.cache/nnspec."""
+    chosen = os.environ.get("NNSPEC_CACHE_DIR")
+    if chosen:
+        return None if chosen == "off" else Path(chosen)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "nnspec"
+
+
+def figure_key() -> str:
+    """A digest of everything a reference figure depends on: the sources it is computed and
+    drawn from, the numeric packages' versions, and the machine (its timings are measured)."""
+    digest = hashlib.sha256()
+    for top in FIGURE_SOURCES:
+        for path in sorted((ROOT / top).rglob("*.py")):
+            digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
+    for package in FIGURE_PACKAGES:
+        try:
+            version = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            version = "-"
+        digest.update(f"{package}={version}".encode())
+    digest.update(f"{platform.node()} {platform.machine()} {os.cpu_count()}".encode())
+    return digest.hexdigest()[:20]
+
+
+def _from_cache(name: str, draw: Callable[[Path], Path], folder: Path) -> Path:
+    """A reference figure takes seconds to compute (the attention-scaling one times kernels)
+    and depends on no result: it is drawn once per code version and machine and copied into
+    each report after that. A cache that cannot be read or written is simply not used."""
+    root = cache_dir()
+    cached = root / figure_key() / name if root is not None else None
+    if cached is not None and cached.is_file():
+        try:
+            return Path(shutil.copyfile(cached, folder / name))
+        except OSError:
+            pass
+    path = draw(folder)
+    if cached is not None:
+        try:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=cached.parent, suffix=".tmp")
+            os.close(fd)
+            shutil.copyfile(path, tmp)
+            os.replace(tmp, cached)  # atomic: parallel reports never see half a file
+        except OSError:
+            pass
+    return path

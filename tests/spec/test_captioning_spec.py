@@ -18,29 +18,9 @@ def assert_identity(lhs, rhs) -> None:
     assert not bad, f"not proved equal at flat entries: {bad[:3]}"
 
 
-def test_additive_score_definition():
-    assert_identity(*S.additive_score_definition())
-
-
 @pytest.mark.parametrize("L", [1, 2, 4])
 def test_attention_weights_sum_to_one(L):
     assert_identity(*S.attention_weights_sum_to_one(L))
-
-
-def test_attention_weights_are_positive():
-    assert_identity(*S.attention_weights_are_positive())
-
-
-def test_context_of_equal_features():
-    assert_identity(*S.context_of_equal_features())
-
-
-def test_context_moves_with_translation():
-    assert_identity(*S.context_moves_with_translation())
-
-
-def test_image_is_only_the_first_input():
-    assert_identity(*S.image_is_only_the_first_input())
 
 
 def test_prover_rejects_unnormalised_weights():

@@ -25,10 +25,6 @@ def test_lstm_cell_definition(H, D):
     assert_identity(*S.lstm_cell_definition(H, D))
 
 
-def test_sigmoid_derivative():
-    assert_identity(*S.sigmoid_derivative())
-
-
 @pytest.mark.parametrize(("H", "D"), [(1, 1), (2, 1)])
 def test_cell_jacobian(H, D):
     assert_identity(*S.cell_jacobian(H, D))

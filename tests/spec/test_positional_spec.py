@@ -43,10 +43,6 @@ def test_shift_is_rotation(d_model, layout) -> None:
     assert P.position() not in P.shift_matrix(P.position("s"), d_model, layout).free_symbols
 
 
-def test_shift_is_rotation_concatenated() -> None:
-    assert_identity(*P.pe_shift_is_rotation_concatenated())
-
-
 def test_rotation_in_the_other_direction_is_wrong() -> None:
     pos, s = P.position(), P.position("s")
     lhs = P._trig_expanded(P.pe(pos + s, 4))
@@ -77,10 +73,6 @@ def test_pe_norm(d_model) -> None:
     assert_identity(*P.pe_norm(d_model))
 
 
-def test_pe_dot_depends_on_offset_only() -> None:
-    assert_identity(*P.pe_dot_depends_on_offset_only())
-
-
 @pytest.mark.parametrize("d_model", [2, 6])
 def test_layouts_are_a_permutation(d_model) -> None:
     assert_identity(*P.layouts_are_a_permutation(d_model))
@@ -89,10 +81,6 @@ def test_layouts_are_a_permutation(d_model) -> None:
 def test_layouts_differ() -> None:
     pos = P.position()
     assert not identity_holds(P.pe(pos, 4), P.pe(pos, 4, "concatenated"))
-
-
-def test_add_is_concat_then_tied_projection() -> None:
-    assert_identity(*P.add_is_concat_then_tied_projection())
 
 
 # -- spec <-> reference ---------------------------------------------------------------------------

@@ -69,10 +69,6 @@ def test_tbptt_full_chunk_is_bptt(T):
     assert_identity(*S.tbptt_full_chunk_is_bptt(T))
 
 
-def test_tbptt_drops_cross_chunk_terms():
-    assert_identity(*S.tbptt_drops_cross_chunk_terms())
-
-
 @pytest.mark.parametrize("n", [1, 2, 4])
 def test_clipping(n):
     assert_identity(*S.clip_norm_is_threshold(n))
