@@ -2,9 +2,9 @@
 
 Every row's spec function must prove its identity (here, once: the per-stem spec tests prove
 what the table does not hold, such as other sizes and the negative cases), its reference
-function must exist, and each
-property must name a test in conformance/test_<stem>.py (read with ast, not imported: the
-conformance modules pull in adapters and hypothesis, which a spec self-test does not need).
+function must exist, and each property must name a test in conformance/test_<stem>.py (read
+with ast, not imported: the conformance modules pull in adapters and hypothesis, which a spec
+self-test does not need).
 """
 
 from __future__ import annotations
