@@ -7,13 +7,15 @@ from __future__ import annotations
 import inspect
 import signal
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import pytest
+from hypothesis import reject
 
 from conformance import tolerance
 from conformance.adapters.base import (
@@ -50,6 +52,9 @@ class CallTimeout(pytest.skip.Exception):
 
 
 DEFAULT_CALL_TIMEOUT_S = 60.0
+# Refused examples in a row, none accepted, before a check is "not covered" (see Check._refused):
+# a backend that takes half the inputs refuses the first 10 with probability 1/1024.
+REFUSALS_BEFORE_NOT_COVERED = 10
 
 
 @contextmanager
@@ -107,6 +112,8 @@ class Check:
         self.read: str | None = None  # "tfloat32" once a model of this check read TF32
         self.worst = Worst()  # the case closest to (or furthest past) its allowed error
         self.lazy = False  # models() gives the baseline alone (relation's first evaluation)
+        self.accepted = 0  # adapter calls that returned (an input it did not refuse)
+        self.refusals: Counter[str] = Counter()  # refused examples by reason (see _refused)
 
     def __repr__(self) -> str:  # shown in Hypothesis' falsifying examples: keep it short
         return f"<{self.adapter.name} {self.dtype}>"
@@ -150,13 +157,14 @@ class Check:
         if not covers(self.adapter, op):
             raise NotCovered(f"{self.adapter.name} has no {op!r}")
         self._accepts(op, kwargs)
-        expected = tolerance.truth(OPS[op].forward, args, {**kwargs, **self._options(op)})
         a, k = tolerance.rounded_inputs(args, kwargs, self.dtype)
         try:
             with time_limit(self.call_timeout, f"{self.adapter.name}.{op}"):
                 out = getattr(self.adapter, op)(*a, **k)
         except Unsupported as exc:
-            raise NotCovered(f"{self.adapter.name} refuses {op!r}: {exc}") from None
+            self._refused(f"{op!r}", exc)
+        self.accepted += 1
+        expected = tolerance.truth(OPS[op].forward, args, {**kwargs, **self._options(op)})
         return self._validate(op, out, expected, gradients=False), expected
 
     def _call_vjp(self, op: str, full: tuple, kwargs: dict[str, Any]) -> tuple[tuple, tuple]:
@@ -164,14 +172,36 @@ class Check:
         if not covers_vjp(self.adapter, op) or OPS[op].vjp is None:
             raise NotCovered(f"{self.adapter.name} has no gradient for {op!r}")
         self._accepts_vjp(op, kwargs)
-        expected = tolerance.truth(OPS[op].vjp, full, {**kwargs, **self._options(op)})
         a, k = tolerance.rounded_inputs(full, kwargs, self.dtype)
         try:
             with time_limit(self.call_timeout, f"the gradient of {self.adapter.name}.{op}"):
                 out = call_vjp(self.adapter, op, *a, **k)
         except Unsupported as exc:
-            raise NotCovered(f"{self.adapter.name} refuses the gradient of {op!r}: {exc}") from None
+            self._refused(f"the gradient of {op!r}", exc)
+        self.accepted += 1
+        expected = tolerance.truth(OPS[op].vjp, full, {**kwargs, **self._options(op)})
         return self._validate(f"{op}_vjp", out, expected, gradients=True), expected
+
+    def _refused(self, what: str, exc: Unsupported) -> NoReturn:
+        """The adapter refused this input (Unsupported): the example is dropped and the check
+        judges the inputs the adapter accepts (a fused attention kernel takes some head sizes
+        and masks, not others). An adapter that has accepted none of the first
+        REFUSALS_BEFORE_NOT_COVERED makes the check "not covered" with its reason, so that a
+        refusal of every input (a dtype) does not spin through Hypothesis' example budget."""
+        reason = f"{self.adapter.name} refuses {what}: {exc}"
+        self.refusals[reason] += 1
+        refused = sum(self.refusals.values())
+        if self.accepted == 0 and refused >= REFUSALS_BEFORE_NOT_COVERED:
+            raise NotCovered(f"{reason} (and every other input: {refused} examples)")
+        reject()
+
+    def refusal_note(self) -> str | None:
+        """For the record: how many examples the adapter refused, and the commonest reason."""
+        if not self.refusals:
+            return None
+        reason, _ = self.refusals.most_common(1)[0]
+        n = sum(self.refusals.values())
+        return f"judged on the inputs it accepts; {n} refused ({reason})"
 
     def _validate(self, what: str, out: Any, expected: tuple, gradients: bool):
         """Protocol: a gradient is a tuple with one array per float input; a forward op returns

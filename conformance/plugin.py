@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis.errors import Unsatisfiable
 
 try:
     import resource
@@ -452,6 +453,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
         return
     if report.when == "call" or (report.when == "setup" and not report.passed):
         status, message = _status(report, call, item.stash.get(INTERMITTENT_KEY, False))
+        status, message = _with_refusals(check, status, message, report, call)
         if status == "error" and report.skipped:  # a CallTimeout travels as a skip: undo that
             report.outcome = "failed"
             report.longrepr = message
@@ -460,6 +462,23 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
             # What the adapter leaked may still be held (a cache, a global): this worker is
             # spent. Its row is written; xdist starts a fresh worker for the remaining checks.
             os._exit(OUT_OF_MEMORY_EXIT)
+
+
+def _with_refusals(check: Check, status, message, report, call) -> tuple[str, str | None]:
+    """Examples the adapter refused (Check._refused): a judged check says so in its message; one
+    whose every example was refused before Hypothesis gave up is not covered, like a refusal
+    of the first REFUSALS_BEFORE_NOT_COVERED."""
+    note = check.refusal_note()
+    if note is None:
+        return status, message
+    exc = call.excinfo.value if call.excinfo else None
+    if isinstance(exc, Unsatisfiable):
+        reason = check.refusals.most_common(1)[0][0]
+        report.outcome, report.longrepr = "skipped", (report.location[0], 0, reason)
+        return "not_covered", reason
+    if status in ("pass", "fail"):
+        return status, f"{message}; {note}" if message else note
+    return status, message
 
 
 def _out_of_memory(call: pytest.CallInfo) -> bool:

@@ -6,6 +6,7 @@ import pytest
 
 from conformance.adapters import AdapterLoadError, load
 from conformance.adapters.base import refused_options
+from conformance.check import REFUSALS_BEFORE_NOT_COVERED
 
 F = "tests/faults/adapters.py"
 
@@ -80,6 +81,23 @@ def test_faults_become_rows_and_the_run_goes_on(suite):
     assert one("partial", "softmax/vjp/float64")["status"] == "not_covered"
     for row in run.records:
         assert row["repro"].startswith("python -m pytest ") and row["case"] in row["repro"]
+
+
+def test_refused_inputs_are_dropped_and_the_others_judged(suite):
+    args = ["--adapter", f"{F}:RefusesOddWidths", "--adapter", f"{F}:RefusesEveryInput"]
+    run = suite(*args, "--stems", "softmax", "-k", "test_values", "--dtypes", "float64")
+    (some,) = run.rows("refuses-odd", check_id="softmax/values/float64")
+    assert some["status"] == "pass", some
+    assert some["message"].startswith("judged on the inputs it accepts; "), some
+    assert "refuses-odd refuses 'softmax': width " in some["message"]
+    assert some["margin"] is not None  # judged: the accepted inputs were compared
+    (none,) = run.rows("refuses-all", check_id="softmax/values/float64")
+    assert none["status"] == "not_covered", none
+    assert none["message"] == (
+        "refuses-all refuses 'softmax': no kernel for this dtype (and every other input: "
+        f"{REFUSALS_BEFORE_NOT_COVERED} examples)"
+    )
+    assert run.proc.returncode == 0, run.output[-3000:]
 
 
 def test_a_hanging_op_becomes_a_timeout_error_row(suite):

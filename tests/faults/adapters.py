@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from conformance.adapters.base import Intermittent
+from conformance.adapters.base import Intermittent, Unsupported
 from conformance.adapters.numpy_reference import NumpyReference
 from reference.softmax import softmax
 
@@ -114,3 +114,24 @@ class DeclaresIntermittent(NumpyReference):
         "softmax/values/*": Intermittent("fires on rare inputs only"),
         "softmax/sums_to_one/*": "an ordinary deviation",
     }
+
+
+class RefusesOddWidths(NumpyReference):
+    """Not broken: refuses softmax rows of odd width (as a fused kernel refuses some head
+    sizes), computes the others exactly."""
+
+    name = "refuses-odd"
+
+    def softmax(self, x, axis=-1):
+        if x.shape[axis] % 2:
+            raise Unsupported(f"width {x.shape[axis]} is odd")
+        return softmax(x, axis=axis)
+
+
+class RefusesEveryInput(NumpyReference):
+    """Refuses every softmax input (as a backend refuses a dtype)."""
+
+    name = "refuses-all"
+
+    def softmax(self, x, axis=-1):
+        raise Unsupported("no kernel for this dtype")
