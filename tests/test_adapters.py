@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
+from hypothesis.errors import Unsatisfiable
 
 from conformance.adapters import AdapterLoadError, load
 from conformance.adapters.base import refused_options
-from conformance.check import REFUSALS_BEFORE_NOT_COVERED
+from conformance.adapters.numpy_reference import NumpyReference
+from conformance.check import REFUSALS_BEFORE_NOT_COVERED, Check
+from conformance.plugin import _with_refusals
 
 F = "tests/faults/adapters.py"
 
@@ -121,3 +126,20 @@ def test_options_an_op_does_not_declare_are_refused_not_passed():
         "attn_bias"
     ]
     assert refused_options(Old(), "anything", {"attn_bias": 0}) == []
+
+
+def test_every_example_refused_before_hypothesis_gave_up_is_not_covered():
+    # Hypothesis ends a check whose every example was rejected with Unsatisfiable (a search
+    # space smaller than REFUSALS_BEFORE_NOT_COVERED): the row says not covered, with the reason.
+    check = Check(NumpyReference(), "float64")
+    check.refusals["reference refuses 'softmax': odd"] += 3
+    report = SimpleNamespace(outcome="failed", longrepr="...", location=("t.py", 1, "t"))
+    call = SimpleNamespace(excinfo=SimpleNamespace(value=Unsatisfiable("no valid example")))
+    status, message = _with_refusals(check, "error", "raised Unsatisfiable", report, call)
+    assert (status, message) == ("not_covered", "reference refuses 'softmax': odd")
+    assert report.outcome == "skipped"
+    judged = _with_refusals(check, "pass", None, report, SimpleNamespace(excinfo=None))
+    assert judged == (
+        "pass",
+        "judged on the inputs it accepts; 3 refused (reference refuses 'softmax': odd)",
+    )
