@@ -119,7 +119,12 @@ def sdpa(
     **variants: str,
 ) -> np.ndarray:
     """Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k) + attn_bias) V; (..., Tq, dv)."""
-    return mm(attention_weights(q, k, mask, causal, attn_bias=attn_bias, **variants), v)
+    # The weights as a kernel that materialises them holds them, in the tensor's dtype (the
+    # unfused softmax-then-matmul form; torch's math backend, onnxruntime): on rows whose values
+    # cancel, their rounding dominates a float16 output's error (measured: onnxruntime float16,
+    # 4 tokens, d = 1: 17x the error of float32 weights).
+    alpha = store(attention_weights(q, k, mask, causal, attn_bias=attn_bias, **variants))
+    return mm(alpha, v)
 
 
 def sdpa_vjp(
@@ -136,8 +141,8 @@ def sdpa_vjp(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(dq, dk, dv) for out = alpha v with alpha = softmax(s), s = q k^T * scale + attn_bias.
     attn_bias is an option, not an input: it gets no gradient."""
-    alpha = attention_weights(
-        q, k, mask, causal, scale_rule, masked_rows, causal_alignment, attn_bias
+    alpha = store(  # saved for the backward, in the tensor's dtype
+        attention_weights(q, k, mask, causal, scale_rule, masked_rows, causal_alignment, attn_bias)
     )
     scale = _scale(q.shape[-1], q.dtype, scale_rule)
     # softmax vjp; hidden keys have alpha = 0 and get no gradient. A row whose weights do not
