@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from conformance.adapters.base import Unsupported
+from conformance.adapters.base import Intermittent, Unsupported
 
 LANGUAGE_OPSET = 13
 
@@ -160,11 +160,18 @@ class OnnxLanguageMixin:
 # Observed with onnx 1.23.2: onnx.reference evaluates SoftmaxCrossEntropyLoss with NumPy in the
 # input dtype, so in float16/bfloat16 a confident token's loss log(1 + Σ e^{z_j - z_k}) ~ 1e-3
 # loses its digits (diagnosed "imprecise: within the error of a kernel that accumulates in
-# float16"); sums and means of ordinary losses pass.
+# float16"); ordinary losses pass unless a drawn token happens to be confident (dev profile,
+# seed 303: a 2-word vocabulary, margins 2.7 and 2.9 on the values, 1.95 on the loss against
+# -log_softmax[target]): intermittent there.
 _LOW = (
     "onnx.reference computes SoftmaxCrossEntropyLoss in float16/bfloat16 itself: a confident "
     "token's loss (~1e-3) loses its digits (onnx 1.23.2)"
 )
 REFERENCE_XFAILS = {
-    f"language/cross_entropy_confident/{dtype}": _LOW for dtype in ("float16", "bfloat16")
+    **{f"language/cross_entropy_confident/{d}": _LOW for d in ("float16", "bfloat16")},
+    **{
+        f"language/{check}/{d}": Intermittent(_LOW)
+        for check in ("cross_entropy_values", "cross_entropy_is_negative_log_softmax")
+        for d in ("float16", "bfloat16")
+    },
 }
