@@ -376,6 +376,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.skip(reason=f"listed in {skip[0]}: {skip[1]}"))
             continue
         listed = _first_match(files["xfails"], adapter.name, cid)
+        intermittent = False
         if listed:
             reason = f"listed in {listed[0]}: {listed[1]}"
         else:
@@ -389,7 +390,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             kind = " (intermittent)" if intermittent else ""
             reason = f"declared by {adapter.name}{kind}: {declared[0]}" if declared else None
         if reason:
-            intermittent = item.stash.get(INTERMITTENT_KEY, False)
             item.add_marker(pytest.mark.xfail(reason=reason, strict=strict and not intermittent))
     if dropped:
         config.hook.pytest_deselected(items=dropped)

@@ -153,8 +153,11 @@ def draw_figures(
         ("status_by_adapter.png", status_by_adapter),
     ):
         drawn[name] = draw(records, folder / name)
-    for name, draw_reference in (REFERENCE_FIGURES if reference else {}).items():
-        drawn[name] = _from_cache(name, draw_reference, folder)
+    if reference and REFERENCE_FIGURES:
+        root = cache_dir()
+        cache = root / figure_key() if root is not None else None  # hashed once per report
+        for name, draw_reference in REFERENCE_FIGURES.items():
+            drawn[name] = _from_cache(name, draw_reference, folder, cache)
     return drawn
 
 
@@ -191,12 +194,12 @@ def figure_key() -> str:
     return digest.hexdigest()[:20]
 
 
-def _from_cache(name: str, draw: Callable[[Path], Path], folder: Path) -> Path:
+def _from_cache(name: str, draw: Callable[[Path], Path], folder: Path, cache: Path | None) -> Path:
     """A reference figure takes seconds to compute (the attention-scaling one times kernels)
-    and depends on no result: it is drawn once per code version and machine and copied into
-    each report after that. A cache that cannot be read or written is simply not used."""
-    root = cache_dir()
-    cached = root / figure_key() / name if root is not None else None
+    and depends on no result: it is drawn once per code version and machine (the cache folder,
+    named by figure_key) and copied into each report after that. A cache that cannot be read
+    or written is simply not used."""
+    cached = cache / name if cache is not None else None
     if cached is not None and cached.is_file():
         try:
             return Path(shutil.copyfile(cached, folder / name))

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from reports.robustness import intermittent_summary
 from reports.safe_text import shown
 from reports.summarize import (
     FAILURE_COLUMNS,
@@ -226,18 +227,13 @@ def robustness(data: Mapping[str, Any]) -> Markup:
         ]
     deviations = rob.get("intermittent") or []
     if deviations:
-        never = sum(d["fired"] == 0 for d in deviations)
         rows = [
             [d["adapter"], d["check_id"], count_td("xfail", d["fired"]), str(d["not_triggered"])]
             for d in deviations
         ]
         parts += [
             tag("h3", "Intermittent deviations"),
-            tag(
-                "p",
-                f"{len(deviations)} checks covered by a declared intermittent deviation; "
-                f"{never} did not show it in any run (a pass: not triggered).",
-            ),
+            tag("p", intermittent_summary(deviations)),
             table(["adapter", "check", "runs showing it", "runs not"], rows),
         ]
     return section("robustness", "Robustness", *parts)

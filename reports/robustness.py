@@ -148,6 +148,15 @@ def intermittent_deviations(records: Iterable[Record]) -> list[dict[str, Any]]:
     return rows
 
 
+def intermittent_summary(rows: Sequence[dict[str, Any]]) -> str:
+    """The sentence above the intermittent-deviation table, in both renderings."""
+    never = sum(r["fired"] == 0 for r in rows)
+    return (
+        f"{len(rows)} checks covered by a declared intermittent deviation; {never} did not "
+        "show it in any run (a pass: not triggered)."
+    )
+
+
 def robustness(runs: Sequence[Run]) -> dict[str, Any]:
     records = [r for run in runs for r in run.records]
     return {
