@@ -193,23 +193,33 @@ def _first(out):
     return out[0] if isinstance(out, tuple) else out
 
 
+def backward_form(case: Case) -> str:
+    """How the reference's forward+backward runs (see reference_forward_backward)."""
+    return "saved activations" if OPS[case.op].with_vjp else "forward recomputed"
+
+
 def reference_forward(case: Case, args: list, options: dict) -> Callable[[], object]:
     options = case.options_for("onnx", options)
     return lambda: OPS[case.op].forward(*args, **options)
 
 
 def reference_forward_backward(case: Case, args: list, options: dict) -> Callable[[], object]:
-    """forward, then the vjp of a ones cotangent on the (first) output: what a training step
-    calls. The reference vjps recompute the forward they need (they take the inputs, not
-    saved activations), so this is two forwards and one backward."""
+    """What a training step calls: the forward, then the vjp of a ones cotangent on the (first)
+    output. Where the op has with_vjp, one forward whose saved activations the pullback reads
+    (as torch's autograd does); otherwise the forward, then the vjp, which recomputes the
+    forward it needs from the inputs (two forwards and one backward: ratios.py says which)."""
     op = OPS[case.op]
     options = case.options_for("torch", options)
 
-    def run():
+    def run_saved():
+        out, pullback = op.with_vjp(*args, **options)
+        return pullback(np.ones_like(_first(out)))
+
+    def run_recomputed():
         out = _first(op.forward(*args, **options))
         return op.vjp(np.ones_like(out), *args, **options)
 
-    return run
+    return run_saved if op.with_vjp else run_recomputed
 
 
 def torch_forward_backward(case: Case, args: list, options: dict) -> Callable[[], object]:

@@ -2,6 +2,8 @@
 
 Per op (issue #10's targets, ratios of the same run on the same machine):
 - reference / torch: forward+backward of the reference over torch float64 CPU (target <= 1.5);
+  one forward whose saved activations the pullback reads where the op has a with_vjp form,
+  else the forward and a vjp that recomputes it (marked "forward recomputed");
 - onnx.reference / reference: the forward of onnx.reference over the reference's (target >= 1).
 
 Attention scaling (reports.attention_scaling's measure: best-of-5 time and tracemalloc peak of
@@ -33,6 +35,8 @@ def _times(bench: dict, stat: str) -> dict[str, dict]:
         info = b["extra_info"]
         entry = ops.setdefault(info["op"], {"size": info["size"], "times": {}})
         entry["onnx_missing"] = info.get("onnx_missing")
+        if info["kind"] == "reference-fwd+bwd":
+            entry["backward"] = info.get("backward")
         entry["times"][info["kind"]] = b["stats"][stat]
     return ops
 
@@ -56,6 +60,7 @@ def ratios(bench: dict, stat: str = "median") -> list[dict]:
             {
                 "op": op,
                 "size": entry["size"],
+                "backward": entry.get("backward"),
                 "seconds": dict(t),
                 "reference_vs_torch": vs_torch,
                 "torch_target_met": None if vs_torch is None else vs_torch <= TORCH_TARGET,
@@ -97,7 +102,8 @@ def table_rows(rows: list[dict]) -> list[list[str]]:
             [
                 r["op"],
                 r["size"],
-                _ms(t.get("reference-fwd+bwd")),
+                _ms(t.get("reference-fwd+bwd"))
+                + (" (forward recomputed)" if r.get("backward") == "forward recomputed" else ""),
                 _ms(t.get("torch-fwd+bwd")),
                 _met(r["reference_vs_torch"], r["torch_target_met"]),
                 _ms(t.get("reference-fwd")),

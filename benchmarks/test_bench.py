@@ -49,6 +49,7 @@ def test_bench(benchmark, inputs, op, kind):
         kind=kind,
         size=case.size,
         onnx_missing=case.onnx_missing,
+        backward=cases.backward_form(case),
         threads=bench_threads(),
         openblas_threads=os.environ.get("OPENBLAS_NUM_THREADS", "default"),
     )

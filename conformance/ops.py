@@ -28,16 +28,22 @@ class Op:
     forward: Callable
     vjp: Callable | None
     variants: tuple[str, ...] = ()  # keys of conformance.variants.VARIANTS this op honours
+    # (forward output, pullback) from one forward, its activations saved for the pullback, as a
+    # training step runs (jax.vjp's shape); vjp(dy, *a) is with_vjp(*a)[1](dy) where given
+    with_vjp: Callable | None = None
 
 
 OPS: dict[str, Op] = {
-    "softmax": Op("softmax", softmax.softmax, softmax.softmax_vjp),
+    "softmax": Op(
+        "softmax", softmax.softmax, softmax.softmax_vjp, with_vjp=softmax.softmax_with_vjp
+    ),
     "log_softmax": Op("softmax", softmax.log_softmax, softmax.log_softmax_vjp),
     "sdpa": Op(
         "attention",
         attention.sdpa,
         attention.sdpa_vjp,
         ("attention.scale", "attention.masked_rows", "attention.causal_alignment"),
+        with_vjp=attention.sdpa_with_vjp,
     ),
     # attention family (reference/attention.py mha, positional.py, transformer.py,
     # linear_attention.py)
@@ -46,6 +52,7 @@ OPS: dict[str, Op] = {
         attention.mha,
         attention.mha_vjp,
         ("attention.scale", "attention.masked_rows", "attention.causal_alignment"),
+        with_vjp=attention.mha_with_vjp,
     ),
     "positional": Op(
         "positional",
@@ -58,24 +65,28 @@ OPS: dict[str, Op] = {
         ref_transformer.encoder_layer,
         ref_transformer.encoder_layer_vjp,
         ("transformer.norm_first", "attention.scale"),
+        with_vjp=ref_transformer.encoder_layer_with_vjp,
     ),
     "pre_ln_encoder_layer": Op(
         "transformer",
         ref_transformer.pre_ln_encoder_layer,
         ref_transformer.pre_ln_encoder_layer_vjp,
         ("attention.scale",),
+        with_vjp=ref_transformer.pre_ln_encoder_layer_with_vjp,
     ),
     "decoder_layer": Op(
         "transformer",
         ref_transformer.decoder_layer,
         ref_transformer.decoder_layer_vjp,
         ("transformer.norm_first", "attention.scale"),
+        with_vjp=ref_transformer.decoder_layer_with_vjp,
     ),
     "pre_ln_decoder_layer": Op(
         "transformer",
         ref_transformer.pre_ln_decoder_layer,
         ref_transformer.pre_ln_decoder_layer_vjp,
         ("attention.scale",),
+        with_vjp=ref_transformer.pre_ln_decoder_layer_with_vjp,
     ),
     "linear_attention": Op(
         "linear_attention",
@@ -111,12 +122,16 @@ OPS: dict[str, Op] = {
     ),
     "gru_layers": Op("gru", ref_gru.gru_layers, ref_gru.gru_layers_vjp, ("gru.reset",)),
     # normalization (reference/norm.py); running statistics are keyword state, not inputs
-    "batch_norm": Op("norm", ref_norm.batch_norm, ref_norm.batch_norm_vjp),
+    "batch_norm": Op(
+        "norm", ref_norm.batch_norm, ref_norm.batch_norm_vjp, with_vjp=ref_norm.batch_norm_with_vjp
+    ),
     "batch_norm_train": Op(
         "norm", ref_norm.batch_norm_train, None, ("batch_norm.running_var", "batch_norm.momentum")
     ),
     "batch_norm_eval": Op("norm", ref_norm.batch_norm_eval, ref_norm.batch_norm_eval_vjp),
-    "layer_norm": Op("norm", ref_norm.layer_norm, ref_norm.layer_norm_vjp),
+    "layer_norm": Op(
+        "norm", ref_norm.layer_norm, ref_norm.layer_norm_vjp, with_vjp=ref_norm.layer_norm_with_vjp
+    ),
     "group_norm": Op("norm", ref_norm.group_norm, ref_norm.group_norm_vjp),
     "instance_norm": Op("norm", ref_norm.instance_norm, ref_norm.instance_norm_vjp),
     "instance_norm_train": Op(
@@ -139,8 +154,10 @@ OPS: dict[str, Op] = {
     # vision: vit, equivariance, swin (reference/vit.py, equivariance.py, swin.py)
     "patch_embedding": Op("vit", ref_vit.patch_embedding, ref_vit.patch_embedding_vjp),
     "vit_embed": Op("vit", ref_vit.vit_embed, ref_vit.vit_embed_vjp),
-    "vit_block": Op("vit", ref_vit.vit_block, ref_vit.vit_block_vjp),
-    "vit": Op("vit", ref_vit.vit, ref_vit.vit_vjp),
+    "vit_block": Op(
+        "vit", ref_vit.vit_block, ref_vit.vit_block_vjp, with_vjp=ref_vit.vit_block_with_vjp
+    ),
+    "vit": Op("vit", ref_vit.vit, ref_vit.vit_vjp, with_vjp=ref_vit.vit_with_vjp),
     "conv2d": Op("equivariance", ref_equivariance.conv2d, ref_equivariance.conv2d_vjp),
     "avg_pool2d": Op("equivariance", ref_equivariance.avg_pool2d, ref_equivariance.avg_pool2d_vjp),
     "max_pool2d": Op("equivariance", ref_equivariance.max_pool2d, None),
@@ -152,11 +169,21 @@ OPS: dict[str, Op] = {
         ref_swin.window_attention,
         ref_swin.window_attention_vjp,
         ("swin.pad_order", "swin.shift_rule"),
+        with_vjp=ref_swin.window_attention_with_vjp,
     ),
     "swin_block": Op(
-        "swin", ref_swin.swin_block, ref_swin.swin_block_vjp, ("swin.pad_order", "swin.shift_rule")
+        "swin",
+        ref_swin.swin_block,
+        ref_swin.swin_block_vjp,
+        ("swin.pad_order", "swin.shift_rule"),
+        with_vjp=ref_swin.swin_block_with_vjp,
     ),
-    "patch_merging": Op("swin", ref_swin.patch_merging, ref_swin.patch_merging_vjp),
+    "patch_merging": Op(
+        "swin",
+        ref_swin.patch_merging,
+        ref_swin.patch_merging_vjp,
+        with_vjp=ref_swin.patch_merging_with_vjp,
+    ),
     "msa_macs": Op("swin", ref_swin.msa_layer_macs, None),
     "w_msa_macs": Op("swin", ref_swin.w_msa_layer_macs, None),
     # language models (reference/language.py); the decoders return int64 tokens (no vjp)

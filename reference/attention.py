@@ -119,12 +119,39 @@ def sdpa(
     **variants: str,
 ) -> np.ndarray:
     """Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k) + attn_bias) V; (..., Tq, dv)."""
+    return sdpa_with_vjp(q, k, v, mask, causal, attn_bias=attn_bias, **variants)[0]
+
+
+def sdpa_with_vjp(
+    q: np.ndarray,
+    k: np.ndarray,
+    v: np.ndarray,
+    mask: np.ndarray | None = None,
+    causal: bool = False,
+    scale_rule: str = "1/sqrt(d)",
+    masked_rows: str = "zeros",
+    causal_alignment: str = "top_left",
+    attn_bias: np.ndarray | None = None,
+):
+    """(sdpa(q, k, v), dout -> (dq, dk, dv)): one forward, the weights alpha and the output
+    saved for the pullback. out = alpha v with alpha = softmax(s), s = q k^T * scale +
+    attn_bias. attn_bias is an option, not an input: it gets no gradient."""
     # The weights as a kernel that materialises them holds them, in the tensor's dtype (the
     # unfused softmax-then-matmul form; torch's math backend, onnxruntime): on rows whose values
     # cancel, their rounding dominates a float16 output's error (measured: onnxruntime float16,
     # 4 tokens, d = 1: 17x the error of float32 weights).
-    alpha = store(attention_weights(q, k, mask, causal, attn_bias=attn_bias, **variants))
-    return mm(alpha, v)
+    alpha = store(
+        attention_weights(q, k, mask, causal, scale_rule, masked_rows, causal_alignment, attn_bias)
+    )
+    y = mm(alpha, v)
+
+    def pullback(dout: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return _sdpa_backward(
+            dout, q, k, v, alpha, y, mask, causal, scale_rule, masked_rows, causal_alignment,
+            attn_bias,
+        )  # fmt: skip
+
+    return y, pullback
 
 
 def sdpa_vjp(
@@ -141,9 +168,16 @@ def sdpa_vjp(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(dq, dk, dv) for out = alpha v with alpha = softmax(s), s = q k^T * scale + attn_bias.
     attn_bias is an option, not an input: it gets no gradient."""
-    alpha = store(  # saved for the backward, in the tensor's dtype
-        attention_weights(q, k, mask, causal, scale_rule, masked_rows, causal_alignment, attn_bias)
+    _, pullback = sdpa_with_vjp(
+        q, k, v, mask, causal, scale_rule, masked_rows, causal_alignment, attn_bias
     )
+    return pullback(dout)
+
+
+def _sdpa_backward(
+    dout, q, k, v, alpha, y, mask, causal, scale_rule, masked_rows, causal_alignment, attn_bias
+):
+    """(dq, dk, dv) from the weights alpha the forward saved and its output y = alpha v."""
     scale = _scale(q.shape[-1], q.dtype, scale_rule)
     # softmax vjp; hidden keys have alpha = 0 and get no gradient. A row whose weights do not
     # depend on the scores (masked_rows "zeros"/"uniform") has none either.
@@ -173,7 +207,7 @@ def sdpa_vjp(
         row = (dalpha * alpha).sum(axis=-1, keepdims=True)
     elif form == "saved alpha, rowsum(dO*O)":
         p = alpha
-        out = store(mm(alpha, v))  # the forward output, as saved for backward
+        out = store(y)  # the forward output, as saved for backward
         row = (dout * out).sum(axis=-1, keepdims=True)
     else:
         p, out = _flash_backward_weights(
@@ -182,7 +216,7 @@ def sdpa_vjp(
         seen = visible(q.shape[-2], k.shape[-2], mask, causal, causal_alignment, attn_bias)
         rows = np.broadcast_to(seen, alpha.shape).any(axis=-1, keepdims=True)
         p = np.where(rows, p, alpha)  # a row with no visible key: its masked_rows variant
-        out = store(np.where(rows, out, mm(alpha, v)))  # the forward output, as saved
+        out = store(np.where(rows, out, y))  # the forward output, as saved
         row = (dout * out).sum(axis=-1, keepdims=True)
     dv = mm(T(p), dout)  # (..., Tk, dv)
     ds = p * (dalpha - row)
@@ -322,25 +356,78 @@ def mha(
 ) -> np.ndarray:
     """MultiHead(x_q, x_kv) = concat_h(Attention(Q_h, K_h, V_h)) W_O + b_o; (..., Tq, E_out).
     attn_bias broadcasts to (..., H, Tq, Tk): one bias for all heads, or one per head."""
-    check_mha_shapes(x_q, x_kv, W_Q, W_K, W_V, W_O, b_q, b_v, b_o, n_heads, mask, key_mask, b_k)
-    check_attn_bias("mha", attn_bias, x_q, x_kv, n_heads)
-    q, k, v = _projections(x_q, x_kv, W_Q, W_K, W_V, b_q, b_v, b_k)
-    heads = sdpa(
-        split_heads(q, n_heads),  # (..., H, Tq, d_h)
-        split_heads(k, n_heads),  # (..., H, Tk, d_h)
-        split_heads(v, n_heads),
-        mask=mha_visible(mask, key_mask),
-        causal=causal,
-        attn_bias=attn_bias,
-        **variants,
-    )
-    concat = store(merge_heads(heads))  # (..., Tq, E)
-    return mm(concat, W_O) + b_o
+    return mha_with_vjp(
+        x_q, x_kv, W_Q, W_K, W_V, W_O, b_q, b_v, b_o, n_heads, mask, key_mask, causal, b_k,
+        attn_bias, **variants,
+    )[0]  # fmt: skip
 
 
 def sum_to(g: np.ndarray, ndim: int) -> np.ndarray:
     """A parameter's gradient: summed over the leading (batch) axes down to its ndim axes."""
     return g.reshape(-1, *g.shape[g.ndim - ndim :]).sum(axis=0) if g.ndim > ndim else g
+
+
+def mha_with_vjp(
+    x_q: np.ndarray,
+    x_kv: np.ndarray,
+    W_Q: np.ndarray,
+    W_K: np.ndarray,
+    W_V: np.ndarray,
+    W_O: np.ndarray,
+    b_q: np.ndarray,
+    b_v: np.ndarray,
+    b_o: np.ndarray,
+    n_heads: int = 1,
+    mask: np.ndarray | None = None,
+    key_mask: np.ndarray | None = None,
+    causal: bool = False,
+    b_k: np.ndarray | None = None,
+    attn_bias: np.ndarray | None = None,
+    **variants: str,
+):
+    """(mha(...), dout -> (dx_q, dx_kv, dW_Q, dW_K, dW_V, dW_O, db_q, db_v, db_o)): one
+    forward, its activations saved for the pullback; b_k and attn_bias get no gradient."""
+    check_mha_shapes(x_q, x_kv, W_Q, W_K, W_V, W_O, b_q, b_v, b_o, n_heads, mask, key_mask, b_k)
+    check_attn_bias("mha", attn_bias, x_q, x_kv, n_heads)
+    q, k, v = _projections(x_q, x_kv, W_Q, W_K, W_V, b_q, b_v, b_k)
+    heads, attention_pullback = sdpa_with_vjp(
+        split_heads(q, n_heads),  # (..., H, Tq, d_h)
+        split_heads(k, n_heads),  # (..., H, Tk, d_h)
+        split_heads(v, n_heads),
+        mha_visible(mask, key_mask),
+        causal,
+        attn_bias=attn_bias,
+        **variants,
+    )
+    concat = store(merge_heads(heads))  # (..., Tq, E)
+
+    def pullback(dout: np.ndarray) -> tuple[np.ndarray, ...]:
+        # out = concat W_O + b_o
+        dW_O = weight_grad(concat, dout)  # (E, E_out)
+        db_o = sum_to(dout, 1)
+        # Gradients handed from one kernel to the next are kept in memory too: stored.
+        dconcat = store(mm(dout, T(W_O)))  # (..., Tq, E)
+        dqh, dkh, dvh = attention_pullback(split_heads(dconcat, n_heads))
+        dq, dk, dv = (store(merge_heads(g)) for g in (dqh, dkh, dvh))  # (..., T, E)
+        # q = x_q W_Q + b_q; k, v likewise from x_kv
+        dx_q = mm(dq, T(W_Q))
+        dx_kv = mm(dk, T(W_K)) + mm(dv, T(W_V))
+        dW_Q = weight_grad(x_q, dq)
+        dW_K = weight_grad(x_kv, dk)
+        dW_V = weight_grad(x_kv, dv)
+        return (
+            unbroadcast(dx_q, x_q.shape),
+            unbroadcast(dx_kv, x_kv.shape),
+            dW_Q,
+            dW_K,
+            dW_V,
+            dW_O,
+            sum_to(dq, 1),  # db_q
+            sum_to(dv, 1),  # db_v
+            db_o,
+        )
+
+    return mm(concat, W_O) + b_o, pullback
 
 
 def mha_vjp(
@@ -363,43 +450,8 @@ def mha_vjp(
     **variants: str,
 ) -> tuple[np.ndarray, ...]:
     """(dx_q, dx_kv, dW_Q, dW_K, dW_V, dW_O, db_q, db_v, db_o); b_k and attn_bias have none."""
-    check_mha_shapes(x_q, x_kv, W_Q, W_K, W_V, W_O, b_q, b_v, b_o, n_heads, mask, key_mask, b_k)
-    check_attn_bias("mha", attn_bias, x_q, x_kv, n_heads)
-    q, k, v = _projections(x_q, x_kv, W_Q, W_K, W_V, b_q, b_v, b_k)
-    qh, kh, vh = (split_heads(a, n_heads) for a in (q, k, v))
-    visible_heads = mha_visible(mask, key_mask)
-    heads = sdpa(qh, kh, vh, visible_heads, causal, attn_bias=attn_bias, **variants)
-    concat = store(merge_heads(heads))
-    # out = concat W_O + b_o
-    dW_O = weight_grad(concat, dout)  # (E, E_out)
-    db_o = sum_to(dout, 1)
-    # Gradients handed from one kernel to the next are kept in memory too: stored.
-    dconcat = store(mm(dout, T(W_O)))  # (..., Tq, E)
-    dqh, dkh, dvh = sdpa_vjp(
-        split_heads(dconcat, n_heads),
-        qh,
-        kh,
-        vh,
-        visible_heads,
-        causal,
-        **variants,
-        attn_bias=attn_bias,
-    )
-    dq, dk, dv = (store(merge_heads(g)) for g in (dqh, dkh, dvh))  # (..., T, E)
-    # q = x_q W_Q + b_q; k, v likewise from x_kv
-    dx_q = mm(dq, T(W_Q))
-    dx_kv = mm(dk, T(W_K)) + mm(dv, T(W_V))
-    dW_Q = weight_grad(x_q, dq)
-    dW_K = weight_grad(x_kv, dk)
-    dW_V = weight_grad(x_kv, dv)
-    return (
-        unbroadcast(dx_q, x_q.shape),
-        unbroadcast(dx_kv, x_kv.shape),
-        dW_Q,
-        dW_K,
-        dW_V,
-        dW_O,
-        sum_to(dq, 1),  # db_q
-        sum_to(dv, 1),  # db_v
-        db_o,
-    )
+    _, pullback = mha_with_vjp(
+        x_q, x_kv, W_Q, W_K, W_V, W_O, b_q, b_v, b_o, n_heads, mask, key_mask, causal, b_k,
+        attn_bias, **variants,
+    )  # fmt: skip
+    return pullback(dout)

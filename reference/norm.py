@@ -242,28 +242,33 @@ def _running_variance(var: np.ndarray, n: int, estimate: str) -> np.ndarray:
 
 def batch_norm(x, gamma, beta, eps: float = 1e-5) -> np.ndarray:
     """Training-mode BatchNorm output: statistics per channel over (N, *spatial)."""
-    _check_channels(x, gamma, beta)
-    _check_affine_pair(gamma, beta)
-    _check_eps(eps)
-    _check_batch_statistics(x)
-    xhat = normalize(x, _batch_axes(x), eps)
-    g, b = (
-        (None, None) if gamma is None else (_per_channel(gamma, x.ndim), _per_channel(beta, x.ndim))
-    )
-    return _affine(xhat, g, b)
+    return batch_norm_with_vjp(x, gamma, beta, eps)[0]
 
 
-def batch_norm_vjp(dy, x, gamma, beta, eps: float = 1e-5) -> tuple[np.ndarray, ...]:
-    """(dx, dγ, dβ): the full backward through the batch mean and variance."""
+def batch_norm_with_vjp(x, gamma, beta, eps: float = 1e-5):
+    """(batch_norm(x, γ, β), dy -> (dx, dγ, dβ)): one forward; x̂ and 1/√(σ² + ε) saved for the
+    pullback, the full backward through the batch mean and variance."""
     _check_channels(x, gamma, beta)
     _check_affine_pair(gamma, beta)
     _check_eps(eps)
     _check_batch_statistics(x)
     axes = _batch_axes(x)
-    dxhat = dy if gamma is None else dy * _per_channel(gamma, x.ndim)
+    g, b = (
+        (None, None) if gamma is None else (_per_channel(gamma, x.ndim), _per_channel(beta, x.ndim))
+    )
     xhat, inv = _normalized(x, axes, eps)
-    dx = _normalize_backward(dxhat, xhat, inv, axes)
-    return (dx, *_affine_grads(dy, xhat, gamma, axes))
+
+    def pullback(dy: np.ndarray) -> tuple[np.ndarray, ...]:
+        dxhat = dy if gamma is None else dy * g
+        dx = _normalize_backward(dxhat, xhat, inv, axes)
+        return (dx, *_affine_grads(dy, xhat, gamma, axes))
+
+    return _affine(xhat, g, b), pullback
+
+
+def batch_norm_vjp(dy, x, gamma, beta, eps: float = 1e-5) -> tuple[np.ndarray, ...]:
+    """(dx, dγ, dβ): the full backward through the batch mean and variance."""
+    return batch_norm_with_vjp(x, gamma, beta, eps)[1](dy)
 
 
 def batch_statistics(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
@@ -332,18 +337,26 @@ def batch_norm_eval_vjp(
 def layer_norm(x, gamma, beta, eps: float = 1e-5) -> np.ndarray:
     """Statistics over the trailing dims γ.shape: (C, H, W) per sample for the CNN form,
     C per token (n, l) for the Transformer form."""
-    axes = _check_trailing(x, gamma, beta)
-    _check_eps(eps)
-    return _affine(normalize(x, axes, eps), gamma, beta)
+    return layer_norm_with_vjp(x, gamma, beta, eps)[0]
 
 
-def layer_norm_vjp(dy, x, gamma, beta, eps: float = 1e-5) -> tuple[np.ndarray, ...]:
+def layer_norm_with_vjp(x, gamma, beta, eps: float = 1e-5):
+    """(layer_norm(x, γ, β), dy -> (dx, dγ, dβ)): one forward, x̂ and 1/√(σ² + ε) saved for
+    the pullback."""
     axes = _check_trailing(x, gamma, beta)
     _check_eps(eps)
     xhat, inv = _normalized(x, axes, eps)
-    dx = _normalize_backward(dy * gamma, xhat, inv, axes)
-    leading = tuple(range(x.ndim - gamma.ndim))
-    return (dx, *_affine_grads(dy, xhat, gamma, leading))
+
+    def pullback(dy: np.ndarray) -> tuple[np.ndarray, ...]:
+        dx = _normalize_backward(dy * gamma, xhat, inv, axes)
+        leading = tuple(range(x.ndim - gamma.ndim))
+        return (dx, *_affine_grads(dy, xhat, gamma, leading))
+
+    return _affine(xhat, gamma, beta), pullback
+
+
+def layer_norm_vjp(dy, x, gamma, beta, eps: float = 1e-5) -> tuple[np.ndarray, ...]:
+    return layer_norm_with_vjp(x, gamma, beta, eps)[1](dy)
 
 
 # -- GroupNorm -------------------------------------------------------------------------------

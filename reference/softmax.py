@@ -51,14 +51,25 @@ def log_softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
     return z - np.log(_row_sum(np.exp(z), axis))
 
 
+def softmax_with_vjp(x: np.ndarray, axis: int = -1):
+    """(softmax(x), dy -> (dx,)): the forward once, its output saved for the pullback, as a
+    training step runs a kernel (jax.vjp's shape of the same thing)."""
+    y = softmax(x, axis)
+    s = store(y)  # the forward output, as saved for backward
+
+    def pullback(dy: np.ndarray) -> tuple[np.ndarray]:
+        # J = diag(s) - s s^T, so dy^T J = s * (dy - <dy, s>)
+        dx = dy * s
+        row = _row_sum(dx, axis)  # <dy, s>, in the order the kernel adds (see _row_sum)
+        np.subtract(dy, row, out=dx)  # dx's buffer reused
+        dx *= s
+        return (dx,)
+
+    return y, pullback
+
+
 def softmax_vjp(dy: np.ndarray, x: np.ndarray, axis: int = -1) -> tuple[np.ndarray]:
-    # J = diag(s) - s s^T, so dy^T J = s * (dy - <dy, s>)
-    s = store(softmax(x, axis))  # the forward output, as saved for backward
-    dx = dy * s
-    row = _row_sum(dx, axis)  # <dy, s>, in the order the kernel adds (see _row_sum)
-    np.subtract(dy, row, out=dx)  # dx's buffer reused
-    dx *= s
-    return (dx,)
+    return softmax_with_vjp(x, axis)[1](dy)
 
 
 def log_softmax_vjp(dy: np.ndarray, x: np.ndarray, axis: int = -1) -> tuple[np.ndarray]:

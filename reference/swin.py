@@ -48,9 +48,9 @@ import numpy as np
 
 from reference.attention import merge_heads, split_heads, sum_to
 from reference.common import T, mm, store, weight_grad
-from reference.norm import layer_norm, layer_norm_vjp
-from reference.softmax import softmax, softmax_vjp
-from reference.transformer import feed_forward, feed_forward_vjp
+from reference.norm import layer_norm_with_vjp
+from reference.softmax import softmax, softmax_with_vjp
+from reference.transformer import feed_forward_with_vjp
 
 PAD_ORDERS = ("pad_then_shift", "shift_then_pad")
 
@@ -214,16 +214,6 @@ def _check_attention(where, x, W_Q, W_K, W_V, W_O, b_q, b_v, b_o, table, n_heads
         raise ValueError(f"{where}: C = {c} is not divisible by n_heads = {n_heads}: {shapes}")
 
 
-def _window_forward(xw, W_Q, W_K, W_V, b_q, b_v, table, n_heads, m, visible):
-    q = store(mm(xw, W_Q) + b_q)  # (B, nW, M², C)
-    k = store(mm(xw, W_K))
-    v = store(mm(xw, W_V) + b_v)
-    qh, kh, vh = (split_heads(a, n_heads) for a in (q, k, v))  # (B, nW, nH, M², d)
-    scores = _attention_scores(qh, kh, table, m, visible)
-    alpha = softmax(scores)
-    return qh, kh, vh, scores, alpha
-
-
 def window_attention(
     x: np.ndarray,
     W_Q: np.ndarray,
@@ -242,22 +232,12 @@ def window_attention(
 ) -> np.ndarray:
     """W-MSA (shift = 0) or SW-MSA (shift = floor(M/2) in Swin) with relative position bias
     on a (B, H, W, C) map; (B, H, W, C)."""
-    _check_window("window_attention", x, window, shift, pad_order)
-    _check_attention("window_attention", x, W_Q, W_K, W_V, W_O, b_q, b_v, b_o, table, n_heads,
-                     window)  # fmt: skip
-    h, w = x.shape[1:3]
-    shift = effective_shift(h, w, window, shift, shift_rule)
-    xw = to_windows(x, window, shift, pad_order)  # (B, nW, M², C)
-    visible = window_visible(_padded(h, window), _padded(w, window), window, shift)
-    _, _, vh, _, alpha = _window_forward(
-        xw, W_Q, W_K, W_V, b_q, b_v, table, n_heads, window, visible
-    )
-    concat = store(merge_heads(mm(alpha, vh)))  # (B, nW, M², C)
-    return from_windows(mm(concat, W_O) + b_o, h, w, shift, pad_order)
+    return window_attention_with_vjp(
+        x, W_Q, W_K, W_V, W_O, b_q, b_v, b_o, table, n_heads, window, shift, pad_order, shift_rule
+    )[0]
 
 
-def window_attention_vjp(
-    dout: np.ndarray,
+def window_attention_with_vjp(
     x: np.ndarray,
     W_Q: np.ndarray,
     W_K: np.ndarray,
@@ -272,50 +252,62 @@ def window_attention_vjp(
     shift: int = 0,
     pad_order: str = "pad_then_shift",
     shift_rule: str = "per_axis",
-) -> tuple[np.ndarray, ...]:
-    """(dx, dW_Q, dW_K, dW_V, dW_O, db_q, db_v, db_o, dtable)."""
+):
+    """(window_attention(x, ...), dout -> (dx, dW_Q, dW_K, dW_V, dW_O, db_q, db_v, db_o,
+    dtable)): one forward, its activations saved for the pullback."""
     _check_window("window_attention", x, window, shift, pad_order)
     _check_attention("window_attention", x, W_Q, W_K, W_V, W_O, b_q, b_v, b_o, table, n_heads,
                      window)  # fmt: skip
     h, w = x.shape[1:3]
     shift = effective_shift(h, w, window, shift, shift_rule)
     m = window
-    xw = to_windows(x, m, shift, pad_order)
+    xw = to_windows(x, m, shift, pad_order)  # (B, nW, M², C)
     visible = window_visible(_padded(h, m), _padded(w, m), m, shift)
-    qh, kh, vh, scores, alpha = _window_forward(
-        xw, W_Q, W_K, W_V, b_q, b_v, table, n_heads, m, visible
-    )
-    concat = store(merge_heads(mm(alpha, vh)))
-    # out = from_windows(concat W_O + b_o): its adjoint is to_windows
-    dy = to_windows(dout, m, shift, pad_order)  # (B, nW, M², C)
-    dW_O = weight_grad(concat, dy)
-    db_o = sum_to(dy, 1)
-    dheads = split_heads(store(mm(dy, T(W_O))), n_heads)  # (B, nW, nH, M², d)
-    dalpha = mm(dheads, T(vh))
-    dvh = mm(T(alpha), dheads)
-    (dscores,) = softmax_vjp(dalpha, scores)
-    if visible is not None:
-        dscores = np.where(visible[None, :, None], dscores, 0).astype(dscores.dtype)
-    # bias[h, i, j] = table[index[i, j], h]: scatter-add the score gradients into the table
-    dbias = dscores.reshape(-1, *dscores.shape[-3:]).sum(axis=0)  # (nH, M², M²)
-    dtable = np.zeros_like(table)
-    np.add.at(dtable, relative_position_index(m).ravel(), dbias.reshape(n_heads, -1).T)
-    scale = _scale(qh.shape[-1], qh.dtype)
-    dq = store(merge_heads(mm(dscores, kh) * scale))
-    dk = store(merge_heads(mm(T(dscores), qh) * scale))
-    dv = store(merge_heads(dvh))
-    dxw = mm(dq, T(W_Q)) + mm(dk, T(W_K)) + mm(dv, T(W_V))
-    return (
-        from_windows(dxw, h, w, shift, pad_order),
-        weight_grad(xw, dq),
-        weight_grad(xw, dk),
-        weight_grad(xw, dv),
-        dW_O,
-        sum_to(dq, 1),
-        sum_to(dv, 1),
-        db_o,
-        dtable,
-    )
+    q = store(mm(xw, W_Q) + b_q)  # (B, nW, M², C)
+    k = store(mm(xw, W_K))
+    v = store(mm(xw, W_V) + b_v)
+    qh, kh, vh = (split_heads(a, n_heads) for a in (q, k, v))  # (B, nW, nH, M², d)
+    alpha, softmax_pullback = softmax_with_vjp(_attention_scores(qh, kh, table, m, visible))
+    concat = store(merge_heads(mm(alpha, vh)))  # (B, nW, M², C)
+
+    def pullback(dout: np.ndarray) -> tuple[np.ndarray, ...]:
+        # out = from_windows(concat W_O + b_o): its adjoint is to_windows
+        dy = to_windows(dout, m, shift, pad_order)  # (B, nW, M², C)
+        dW_O = weight_grad(concat, dy)
+        db_o = sum_to(dy, 1)
+        dheads = split_heads(store(mm(dy, T(W_O))), n_heads)  # (B, nW, nH, M², d)
+        dalpha = mm(dheads, T(vh))
+        dvh = mm(T(alpha), dheads)
+        (dscores,) = softmax_pullback(dalpha)
+        if visible is not None:
+            dscores = np.where(visible[None, :, None], dscores, 0).astype(dscores.dtype)
+        # bias[h, i, j] = table[index[i, j], h]: scatter-add the score gradients into the table
+        dbias = dscores.reshape(-1, *dscores.shape[-3:]).sum(axis=0)  # (nH, M², M²)
+        dtable = np.zeros_like(table)
+        np.add.at(dtable, relative_position_index(m).ravel(), dbias.reshape(n_heads, -1).T)
+        scale = _scale(qh.shape[-1], qh.dtype)
+        dq = store(merge_heads(mm(dscores, kh) * scale))
+        dk = store(merge_heads(mm(T(dscores), qh) * scale))
+        dv = store(merge_heads(dvh))
+        dxw = mm(dq, T(W_Q)) + mm(dk, T(W_K)) + mm(dv, T(W_V))
+        return (
+            from_windows(dxw, h, w, shift, pad_order),
+            weight_grad(xw, dq),
+            weight_grad(xw, dk),
+            weight_grad(xw, dv),
+            dW_O,
+            sum_to(dq, 1),
+            sum_to(dv, 1),
+            db_o,
+            dtable,
+        )
+
+    return from_windows(mm(concat, W_O) + b_o, h, w, shift, pad_order), pullback
+
+
+def window_attention_vjp(dout: np.ndarray, x: np.ndarray, *params, **options):
+    """(dx, dW_Q, dW_K, dW_V, dW_O, db_q, db_v, db_o, dtable)."""
+    return window_attention_with_vjp(x, *params, **options)[1](dout)
 
 
 def sw_msa_full(x, W_Q, W_K, W_V, W_O, b_q, b_v, b_o, table, n_heads=1, window=2, shift=1):
@@ -367,17 +359,12 @@ def swin_block(
     shift_rule: str = "per_axis",
 ) -> np.ndarray:
     """x' = x + (S)W-MSA(LN1(x)), out = x' + MLP(LN2(x')) with GELU (exact); (B, H, W, C)."""
-    g1, b1, attn, g2, b2, ffn = _split_block(params)
-    opts = {"n_heads": n_heads, "window": window, "shift": shift, "pad_order": pad_order,
-            "shift_rule": shift_rule}  # fmt: skip
-    n1 = store(layer_norm(x, g1, b1, eps))
-    h1 = store(x + store(window_attention(n1, *attn, **opts)))
-    n2 = store(layer_norm(h1, g2, b2, eps))
-    return h1 + store(feed_forward(n2, *ffn, activation="gelu"))
+    opts = {"n_heads": n_heads, "window": window, "shift": shift, "eps": eps,
+            "pad_order": pad_order, "shift_rule": shift_rule}  # fmt: skip
+    return swin_block_with_vjp(x, *params, **opts)[0]
 
 
-def swin_block_vjp(
-    dout: np.ndarray,
+def swin_block_with_vjp(
     x: np.ndarray,
     *params: np.ndarray,
     n_heads: int = 1,
@@ -386,20 +373,32 @@ def swin_block_vjp(
     eps: float = 1e-5,
     pad_order: str = "pad_then_shift",
     shift_rule: str = "per_axis",
-) -> tuple[np.ndarray, ...]:
-    """(dx, then one gradient per parameter in swin_block's order)."""
+):
+    """(swin_block(x, ...), dout -> (dx, then one gradient per parameter in swin_block's
+    order)): one forward, its activations saved for the pullback."""
     g1, b1, attn, g2, b2, ffn = _split_block(params)
     opts = {"n_heads": n_heads, "window": window, "shift": shift, "pad_order": pad_order,
             "shift_rule": shift_rule}  # fmt: skip
-    n1 = store(layer_norm(x, g1, b1, eps))
-    h1 = store(x + store(window_attention(n1, *attn, **opts)))
-    n2 = store(layer_norm(h1, g2, b2, eps))
-    dn2, *dffn = feed_forward_vjp(dout, n2, *ffn, activation="gelu")
-    dh1_ln, dg2, db2 = layer_norm_vjp(store(dn2), h1, g2, b2, eps)
-    dh1 = store(dout + store(dh1_ln))
-    dn1, *dattn = window_attention_vjp(dh1, n1, *attn, **opts)
-    dx_ln, dg1, db1 = layer_norm_vjp(store(dn1), x, g1, b1, eps)
-    return (dh1 + store(dx_ln), dg1, db1, *dattn, dg2, db2, *dffn)
+    n1, norm1_pullback = layer_norm_with_vjp(x, g1, b1, eps)
+    a, attention_pullback = window_attention_with_vjp(store(n1), *attn, **opts)
+    h1 = store(x + store(a))
+    n2, norm2_pullback = layer_norm_with_vjp(h1, g2, b2, eps)
+    f, mlp_pullback = feed_forward_with_vjp(store(n2), *ffn, activation="gelu")
+
+    def pullback(dout: np.ndarray) -> tuple[np.ndarray, ...]:
+        dn2, *dffn = mlp_pullback(dout)
+        dh1_ln, dg2, db2 = norm2_pullback(store(dn2))
+        dh1 = store(dout + store(dh1_ln))
+        dn1, *dattn = attention_pullback(dh1)
+        dx_ln, dg1, db1 = norm1_pullback(store(dn1))
+        return (dh1 + store(dx_ln), dg1, db1, *dattn, dg2, db2, *dffn)
+
+    return h1 + store(f), pullback
+
+
+def swin_block_vjp(dout: np.ndarray, x: np.ndarray, *params: np.ndarray, **options):
+    """(dx, then one gradient per parameter in swin_block's order)."""
+    return swin_block_with_vjp(x, *params, **options)[1](dout)
 
 
 # -- patch merging ---------------------------------------------------------------------------------
@@ -443,19 +442,27 @@ def merge_neighbours_adjoint(g: np.ndarray, h: int, w: int) -> np.ndarray:
 
 def patch_merging(x, gamma, beta, W_red, eps: float = 1e-5) -> np.ndarray:
     """LN(concat of the 2x2 neighbours) W_red: (B, H, W, C) -> (B, H/2, W/2, C_out)."""
+    return patch_merging_with_vjp(x, gamma, beta, W_red, eps)[0]
+
+
+def patch_merging_with_vjp(x, gamma, beta, W_red, eps: float = 1e-5):
+    """(patch_merging(x, ...), dout -> (dx, dgamma, dbeta, dW_red)): one forward."""
     _check_merging(x, gamma, beta, W_red)
     merged = store(merge_neighbours(x))
-    return mm(store(layer_norm(merged, gamma, beta, eps)), W_red)
+    normed, norm_pullback = layer_norm_with_vjp(merged, gamma, beta, eps)
+    normed = store(normed)
+
+    def pullback(dout: np.ndarray) -> tuple[np.ndarray, ...]:
+        dW_red = weight_grad(normed, dout)
+        dmerged, dgamma, dbeta = norm_pullback(store(mm(dout, T(W_red))))
+        return merge_neighbours_adjoint(dmerged, *x.shape[1:3]), dgamma, dbeta, dW_red
+
+    return mm(normed, W_red), pullback
 
 
 def patch_merging_vjp(dout, x, gamma, beta, W_red, eps: float = 1e-5):
     """(dx, dgamma, dbeta, dW_red)."""
-    _check_merging(x, gamma, beta, W_red)
-    merged = store(merge_neighbours(x))
-    normed = store(layer_norm(merged, gamma, beta, eps))
-    dW_red = weight_grad(normed, dout)
-    dmerged, dgamma, dbeta = layer_norm_vjp(store(mm(dout, T(W_red))), merged, gamma, beta, eps)
-    return merge_neighbours_adjoint(dmerged, *x.shape[1:3]), dgamma, dbeta, dW_red
+    return patch_merging_with_vjp(x, gamma, beta, W_red, eps)[1](dout)
 
 
 # -- FLOP model ------------------------------------------------------------------------------------

@@ -33,9 +33,9 @@ from __future__ import annotations
 import numpy as np
 
 from reference.activation import gelu, gelu_vjp, gelu_with_vjp
-from reference.attention import mha, mha_vjp, sum_to
+from reference.attention import mha_with_vjp, sum_to
 from reference.common import T, mm, store, weight_grad
-from reference.norm import layer_norm, layer_norm_vjp
+from reference.norm import layer_norm_with_vjp
 
 ACTIVATIONS = ("relu", "gelu", "gelu_tanh")
 N_ATTENTION = 7  # W_Q, W_K, W_V, W_O, b_q, b_v, b_o
@@ -70,26 +70,33 @@ def activation_with_vjp(x: np.ndarray, activation: str):
 
 def feed_forward(x, W_1, b_1, W_2, b_2, activation: str = "relu") -> np.ndarray:
     """FF(x) = act(x W_1 + b_1) W_2 + b_2, applied to each position alone; (..., T, E)."""
+    return feed_forward_with_vjp(x, W_1, b_1, W_2, b_2, activation)[0]
+
+
+def feed_forward_with_vjp(x, W_1, b_1, W_2, b_2, activation: str = "relu"):
+    """(FF(x), dy -> (dx, dW_1, db_1, dW_2, db_2)): one forward, its activations saved."""
     pre = store(mm(x, W_1) + b_1)  # (..., T, F)
-    hidden = store(activation_fn(pre, activation))
-    return mm(hidden, W_2) + b_2
+    hidden, hidden_vjp = activation_with_vjp(pre, activation)
+    hidden = store(hidden)
+
+    def pullback(dy: np.ndarray) -> tuple[np.ndarray, ...]:
+        # Gradients handed from one kernel to the next are kept in memory too: stored.
+        dhidden = store(mm(dy, T(W_2)))
+        dpre = store(hidden_vjp(dhidden))
+        return (
+            mm(dpre, T(W_1)),
+            weight_grad(x, dpre),
+            sum_to(dpre, 1),
+            weight_grad(hidden, dy),
+            sum_to(dy, 1),
+        )
+
+    return mm(hidden, W_2) + b_2, pullback
 
 
 def feed_forward_vjp(dy, x, W_1, b_1, W_2, b_2, activation: str = "relu"):
     """(dx, dW_1, db_1, dW_2, db_2)."""
-    pre = store(mm(x, W_1) + b_1)
-    hidden, hidden_vjp = activation_with_vjp(pre, activation)
-    hidden = store(hidden)
-    # Gradients handed from one kernel to the next are kept in memory too: stored.
-    dhidden = store(mm(dy, T(W_2)))
-    dpre = store(hidden_vjp(dhidden))
-    return (
-        mm(dpre, T(W_1)),
-        weight_grad(x, dpre),
-        sum_to(dpre, 1),
-        weight_grad(hidden, dy),
-        sum_to(dy, 1),
-    )
+    return feed_forward_with_vjp(x, W_1, b_1, W_2, b_2, activation)[1](dy)
 
 
 # -- the layers ----------------------------------------------------------------------------------
@@ -129,105 +136,105 @@ def _ffn_check(where: str, e: int, W_1, b_1, W_2, b_2) -> None:
 
 
 def _attend(x_q, x_kv, attn, n_heads, key_mask, causal, scale_rule):
-    return store(
-        mha(
-            x_q, x_kv, *attn, n_heads=n_heads, key_mask=key_mask, causal=causal,
-            scale_rule=scale_rule,
-        )
-    )  # fmt: skip
-
-
-def _attend_vjp(dy, x_q, x_kv, attn, n_heads, key_mask, causal, scale_rule):
-    grads = mha_vjp(
-        dy, x_q, x_kv, *attn, n_heads=n_heads, key_mask=key_mask, causal=causal,
+    """An attention sublayer's (output, pullback -> (dx_q, dx_kv, parameter gradients))."""
+    out, pullback = mha_with_vjp(
+        x_q, x_kv, *attn, n_heads=n_heads, key_mask=key_mask, causal=causal,
         scale_rule=scale_rule,
     )  # fmt: skip
-    return grads[0], grads[1], grads[2:]
+
+    def attend_pullback(dy):
+        grads = pullback(dy)
+        return grads[0], grads[1], grads[2:]
+
+    return store(out), attend_pullback
 
 
-# A layer is a stack of residual sublayers, each (f, f_vjp, gamma, beta):
+# A layer is a stack of residual sublayers, each (f_with_vjp, gamma, beta):
 #   post-LN (the notes'):  x <- LN(x + f(x))        pre-LN (norm_first):  x <- x + f(LN(x))
-# f_vjp(dy, h) -> (dh, parameter gradients, gradient of another input such as the decoder's
-# memory, or None). The forward and the vjp walk the same stack, so they cannot disagree on
-# which activations a kernel stores.
+# f_with_vjp(h) -> (f(h), pullback), pullback(dy) -> (dh, parameter gradients, gradient of
+# another input such as the decoder's memory, or None). One forward walks the stack and keeps
+# each sublayer's and each LayerNorm's pullback (their saved activations) for the backward.
 
 
 def _identity(a: np.ndarray) -> np.ndarray:
     return a
 
 
-def _stack_forward(x, sublayers, eps, norm_first):
-    """The output, and per sublayer its input and its normalised input (pre-LN) or its residual
-    sum (post-LN), which the vjp reads."""
-    saved = []
-    for k, (f, _, g, b) in enumerate(sublayers):
+def _stack_with_vjp(x, sublayers, eps, norm_first):
+    """(output, dout -> (dx, per sublayer (*parameter gradients, dgamma, dbeta) flattened, the
+    other inputs' gradients))."""
+    pullbacks = []
+    for k, (f_with_vjp, g, b) in enumerate(sublayers):
         keep = store if k < len(sublayers) - 1 else _identity  # the output is not stored
         if norm_first:
-            n = store(layer_norm(x, g, b, eps))
-            saved.append((x, n))
-            x = keep(x + f(n))
+            n, ln_pullback = layer_norm_with_vjp(x, g, b, eps)
+            fx, f_pullback = f_with_vjp(store(n))
+            x = keep(x + fx)
         else:
-            z = store(x + f(x))
-            saved.append((x, z))
-            x = keep(layer_norm(z, g, b, eps))
-    return x, saved
+            fx, f_pullback = f_with_vjp(x)
+            y, ln_pullback = layer_norm_with_vjp(store(x + fx), g, b, eps)
+            x = keep(y)
+        pullbacks.append((f_pullback, ln_pullback))
 
+    def pullback(dout: np.ndarray):
+        d, grads, others = dout, [], []
+        for k in reversed(range(len(sublayers))):
+            f_pullback, ln_pullback = pullbacks[k]
+            keep = store if k > 0 else _identity  # dx is returned, not stored
+            if norm_first:  # out = h + f(n), n = LN(h)
+                dn, dparams, other = f_pullback(d)
+                dh_ln, dg, db = ln_pullback(store(dn))
+                d = keep(d + store(dh_ln))
+            else:  # out = LN(z), z = h + f(h)
+                dz, dg, db = ln_pullback(d)
+                dz = store(dz)
+                dh_f, dparams, other = f_pullback(dz)
+                d = keep(dz + store(dh_f))
+            grads[:0] = [*dparams, dg, db]
+            if other is not None:
+                others.append(other)
+        return d, grads, others
 
-def _stack_vjp(dout, x, sublayers, eps, norm_first):
-    """(dx, per sublayer (*parameter gradients, dgamma, dbeta) flattened, the other inputs'
-    gradients)."""
-    _, saved = _stack_forward(x, sublayers, eps, norm_first)
-    d, grads, others = dout, [], []
-    for k in reversed(range(len(sublayers))):
-        _, f_vjp, g, b = sublayers[k]
-        h, s = saved[k]
-        keep = store if k > 0 else _identity  # dx is returned, not stored
-        if norm_first:  # out = h + f(n), n = LN(h)
-            dn, dparams, other = f_vjp(d, s)
-            dh_ln, dg, db = layer_norm_vjp(store(dn), h, g, b, eps)
-            d = keep(d + store(dh_ln))
-        else:  # out = LN(z), z = h + f(h)
-            dz, dg, db = layer_norm_vjp(d, s, g, b, eps)
-            dz = store(dz)
-            dh_f, dparams, other = f_vjp(dz, h)
-            d = keep(dz + store(dh_f))
-        grads[:0] = [*dparams, dg, db]
-        if other is not None:
-            others.append(other)
-    return d, grads, others
+    return x, pullback
 
 
 def _self_attention(attn, opts):
-    def f(h):
-        return _attend(h, h, attn, *opts)
+    def f_with_vjp(h):
+        out, pullback = _attend(h, h, attn, *opts)
 
-    def f_vjp(dy, h):
-        dq, dkv, dattn = _attend_vjp(dy, h, h, attn, *opts)
-        return dq + dkv, dattn, None
+        def f_pullback(dy):
+            dq, dkv, dattn = pullback(dy)
+            return dq + dkv, dattn, None
 
-    return f, f_vjp
+        return out, f_pullback
+
+    return f_with_vjp
 
 
 def _cross_attention(memory, attn, opts):
-    def f(h):
-        return _attend(h, memory, attn, *opts)
+    def f_with_vjp(h):
+        out, pullback = _attend(h, memory, attn, *opts)
 
-    def f_vjp(dy, h):
-        dq, dmemory, dattn = _attend_vjp(dy, h, memory, attn, *opts)
-        return dq, dattn, dmemory
+        def f_pullback(dy):
+            dq, dmemory, dattn = pullback(dy)
+            return dq, dattn, dmemory
 
-    return f, f_vjp
+        return out, f_pullback
+
+    return f_with_vjp
 
 
 def _feed_forward(ffn, activation):
-    def f(h):
-        return store(feed_forward(h, *ffn, activation))
+    def f_with_vjp(h):
+        out, pullback = feed_forward_with_vjp(h, *ffn, activation)
 
-    def f_vjp(dy, h):
-        dh, *dffn = feed_forward_vjp(dy, h, *ffn, activation)
-        return dh, dffn, None
+        def f_pullback(dy):
+            dh, *dffn = pullback(dy)
+            return dh, dffn, None
 
-    return f, f_vjp
+        return store(out), f_pullback
+
+    return f_with_vjp
 
 
 def _encoder_stack(x, params, n_heads, key_mask, causal, activation, scale_rule):
@@ -238,7 +245,7 @@ def _encoder_stack(x, params, n_heads, key_mask, causal, activation, scale_rule)
     _ln_check("encoder_layer", e, g2, b2)
     _ffn_check("encoder_layer", e, *ffn)
     opts = (n_heads, key_mask, causal, scale_rule)
-    return [(*_self_attention(attn, opts), g1, b1), (*_feed_forward(ffn, activation), g2, b2)]
+    return [(_self_attention(attn, opts), g1, b1), (_feed_forward(ffn, activation), g2, b2)]
 
 
 def encoder_layer(
@@ -254,12 +261,12 @@ def encoder_layer(
 ) -> np.ndarray:
     """Post-LN (the notes'): h' = LN1(x + MHA(x)), out = LN2(h' + FF(h')).
     Pre-LN (norm_first): h' = x + MHA(LN1(x)), out = h' + FF(LN2(h')). x (..., T, E)."""
-    stack = _encoder_stack(x, params, n_heads, key_mask, causal, activation, scale_rule)
-    return _stack_forward(x, stack, eps, norm_first)[0]
+    options = dict(n_heads=n_heads, key_mask=key_mask, causal=causal, activation=activation)
+    options.update(eps=eps, norm_first=norm_first, scale_rule=scale_rule)
+    return encoder_layer_with_vjp(x, *params, **options)[0]
 
 
-def encoder_layer_vjp(
-    dout: np.ndarray,
+def encoder_layer_with_vjp(
     x: np.ndarray,
     *params: np.ndarray,
     n_heads: int = 1,
@@ -269,17 +276,32 @@ def encoder_layer_vjp(
     eps: float = 1e-5,
     norm_first: bool = False,
     scale_rule: str = "1/sqrt(d)",
-) -> tuple[np.ndarray, ...]:
-    """(dx, then one gradient per parameter in the order of encoder_layer)."""
+):
+    """(encoder_layer(x, ...), dout -> (dx, then one gradient per parameter in the order of
+    encoder_layer)): one forward, every sublayer's activations saved for the pullback."""
     stack = _encoder_stack(x, params, n_heads, key_mask, causal, activation, scale_rule)
-    dx, grads, _ = _stack_vjp(dout, x, stack, eps, norm_first)
-    return (dx, *grads)
+    out, stack_pullback = _stack_with_vjp(x, stack, eps, norm_first)
+
+    def pullback(dout: np.ndarray) -> tuple[np.ndarray, ...]:
+        dx, grads, _ = stack_pullback(dout)
+        return (dx, *grads)
+
+    return out, pullback
+
+
+def encoder_layer_vjp(dout: np.ndarray, x: np.ndarray, *params, **options):
+    """(dx, then one gradient per parameter in the order of encoder_layer)."""
+    return encoder_layer_with_vjp(x, *params, **options)[1](dout)
 
 
 def pre_ln_encoder_layer(x: np.ndarray, *params: np.ndarray, **options) -> np.ndarray:
     """The pre-LN block (ViT's Z' = MSA(LN(Z)) + Z, Z = MLP(LN(Z')) + Z'; GPT-2's with causal):
     encoder_layer with norm_first=True, as its own op so that an adapter can offer both."""
     return encoder_layer(x, *params, **options, norm_first=True)
+
+
+def pre_ln_encoder_layer_with_vjp(x: np.ndarray, *params: np.ndarray, **options):
+    return encoder_layer_with_vjp(x, *params, **options, norm_first=True)
 
 
 def pre_ln_encoder_layer_vjp(dout, x, *params, **options):
@@ -304,9 +326,9 @@ def _decoder_stack(y, memory, params, options):
     self_opts = (n_heads, tgt_key_mask, causal, scale_rule)
     cross_opts = (n_heads, memory_key_mask, False, scale_rule)
     return [
-        (*_self_attention(sa, self_opts), g1, b1),
-        (*_cross_attention(memory, ca, cross_opts), g2, b2),
-        (*_feed_forward(ffn, activation), g3, b3),
+        (_self_attention(sa, self_opts), g1, b1),
+        (_cross_attention(memory, ca, cross_opts), g2, b2),
+        (_feed_forward(ffn, activation), g3, b3),
     ]
 
 
@@ -326,12 +348,13 @@ def decoder_layer(
     """Post-LN: h1 = LN1(y + MaskedSelfAttn(y)), h2 = LN2(h1 + CrossAttn(h1, memory)),
     out = LN3(h2 + FF(h2)); pre-LN (norm_first) puts each LN on the sublayer's input instead.
     y (..., Tq, E) decoder tokens; memory (..., Tk, E) the encoder's output."""
-    options = (n_heads, causal, tgt_key_mask, memory_key_mask, activation, scale_rule)
-    return _stack_forward(y, _decoder_stack(y, memory, params, options), eps, norm_first)[0]
+    options = dict(n_heads=n_heads, causal=causal, tgt_key_mask=tgt_key_mask)
+    options.update(memory_key_mask=memory_key_mask, activation=activation, eps=eps)
+    options.update(norm_first=norm_first, scale_rule=scale_rule)
+    return decoder_layer_with_vjp(y, memory, *params, **options)[0]
 
 
-def decoder_layer_vjp(
-    dout: np.ndarray,
+def decoder_layer_with_vjp(
     y: np.ndarray,
     memory: np.ndarray,
     *params: np.ndarray,
@@ -343,17 +366,32 @@ def decoder_layer_vjp(
     eps: float = 1e-5,
     norm_first: bool = False,
     scale_rule: str = "1/sqrt(d)",
-) -> tuple[np.ndarray, ...]:
-    """(dy, dmemory, then one gradient per parameter in the order of decoder_layer)."""
+):
+    """(decoder_layer(y, memory, ...), dout -> (dy, dmemory, then one gradient per parameter in
+    the order of decoder_layer)): one forward, its activations saved for the pullback."""
     options = (n_heads, causal, tgt_key_mask, memory_key_mask, activation, scale_rule)
     stack = _decoder_stack(y, memory, params, options)
-    dy, grads, (dmemory,) = _stack_vjp(dout, y, stack, eps, norm_first)
-    return (dy, dmemory, *grads)
+    out, stack_pullback = _stack_with_vjp(y, stack, eps, norm_first)
+
+    def pullback(dout: np.ndarray) -> tuple[np.ndarray, ...]:
+        dy, grads, (dmemory,) = stack_pullback(dout)
+        return (dy, dmemory, *grads)
+
+    return out, pullback
+
+
+def decoder_layer_vjp(dout: np.ndarray, y: np.ndarray, memory: np.ndarray, *params, **options):
+    """(dy, dmemory, then one gradient per parameter in the order of decoder_layer)."""
+    return decoder_layer_with_vjp(y, memory, *params, **options)[1](dout)
 
 
 def pre_ln_decoder_layer(y: np.ndarray, memory: np.ndarray, *params, **options) -> np.ndarray:
     """decoder_layer with norm_first=True (torch's norm_first decoder layer)."""
     return decoder_layer(y, memory, *params, **options, norm_first=True)
+
+
+def pre_ln_decoder_layer_with_vjp(y: np.ndarray, memory: np.ndarray, *params, **options):
+    return decoder_layer_with_vjp(y, memory, *params, **options, norm_first=True)
 
 
 def pre_ln_decoder_layer_vjp(dout, y, memory, *params, **options):

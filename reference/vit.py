@@ -24,8 +24,12 @@ import numpy as np
 
 from reference.attention import sum_to
 from reference.common import T, mm, store, weight_grad
-from reference.norm import layer_norm, layer_norm_vjp
-from reference.transformer import pre_ln_encoder_layer, pre_ln_encoder_layer_vjp
+from reference.norm import layer_norm_with_vjp
+from reference.transformer import (
+    pre_ln_encoder_layer,
+    pre_ln_encoder_layer_vjp,
+    pre_ln_encoder_layer_with_vjp,
+)
 
 N_BLOCK = 15  # W_Q, W_K, W_V, W_O, b_q, b_v, b_o, gamma1, beta1, W_1, b_1, W_2, b_2, gamma2, beta2
 
@@ -112,6 +116,10 @@ def vit_block(z, *params, n_heads: int = 1, eps: float = 1e-6) -> np.ndarray:
     return pre_ln_encoder_layer(z, *params, n_heads=n_heads, activation="gelu", eps=eps)
 
 
+def vit_block_with_vjp(z, *params, n_heads: int = 1, eps: float = 1e-6):
+    return pre_ln_encoder_layer_with_vjp(z, *params, n_heads=n_heads, activation="gelu", eps=eps)
+
+
 def vit_block_vjp(dout, z, *params, n_heads: int = 1, eps: float = 1e-6):
     return pre_ln_encoder_layer_vjp(dout, z, *params, n_heads=n_heads, activation="gelu", eps=eps)
 
@@ -131,26 +139,36 @@ def vit(x, *params, patch: int = 2, n_heads: int = 1, eps: float = 1e-6) -> np.n
     """A whole ViT encoder: Z_0 = [cls; patches] + E_pos, depth pre-LN blocks, a final
     LayerNorm (timm's forward_features, HF ViTModel's last_hidden_state): (B, N + 1, D).
     params = W_E, b_E, cls, pos, then 15 arrays per block, then the final gamma, beta."""
+    return vit_with_vjp(x, *params, patch=patch, n_heads=n_heads, eps=eps)[0]
+
+
+def vit_with_vjp(x, *params, patch: int = 2, n_heads: int = 1, eps: float = 1e-6):
+    """(vit(x, ...), dout -> (dx, then one gradient per parameter in vit's order)): one forward,
+    every block's activations saved for the pullback."""
     embed, blocks, gamma, beta = _split_vit(params)
     z = store(vit_embed(x, *embed, patch=patch))
+    block_pullbacks = []
     for block in blocks:
-        z = store(vit_block(z, *block, n_heads=n_heads, eps=eps))
-    return layer_norm(z, gamma, beta, eps)
+        z, block_pullback = vit_block_with_vjp(z, *block, n_heads=n_heads, eps=eps)
+        z = store(z)
+        block_pullbacks.append(block_pullback)
+    out, norm_pullback = layer_norm_with_vjp(z, gamma, beta, eps)
+
+    def pullback(dout: np.ndarray) -> tuple[np.ndarray, ...]:
+        dz, dgamma, dbeta = norm_pullback(dout)
+        block_grads = []
+        for block_pullback in reversed(block_pullbacks):
+            dz, *grads = block_pullback(store(dz))
+            block_grads = grads + block_grads
+        dembed = vit_embed_vjp(store(dz), x, *embed, patch=patch)
+        return (*dembed, *block_grads, dgamma, dbeta)
+
+    return out, pullback
 
 
 def vit_vjp(dout, x, *params, patch: int = 2, n_heads: int = 1, eps: float = 1e-6):
     """(dx, then one gradient per parameter in vit's order)."""
-    embed, blocks, gamma, beta = _split_vit(params)
-    zs = [store(vit_embed(x, *embed, patch=patch))]
-    for block in blocks:
-        zs.append(store(vit_block(zs[-1], *block, n_heads=n_heads, eps=eps)))
-    dz, dgamma, dbeta = layer_norm_vjp(dout, zs[-1], gamma, beta, eps)
-    block_grads = []
-    for block, z in zip(reversed(blocks), reversed(zs[:-1]), strict=True):
-        dz, *grads = vit_block_vjp(store(dz), z, *block, n_heads=n_heads, eps=eps)
-        block_grads = grads + block_grads
-    dembed = vit_embed_vjp(store(dz), x, *embed, patch=patch)
-    return (*dembed, *block_grads, dgamma, dbeta)
+    return vit_with_vjp(x, *params, patch=patch, n_heads=n_heads, eps=eps)[1](dout)
 
 
 # -- FLOP model ------------------------------------------------------------------------------------
