@@ -154,24 +154,10 @@ def sdpa_with_vjp(
     return y, pullback
 
 
-def sdpa_vjp(
-    dout: np.ndarray,
-    q: np.ndarray,
-    k: np.ndarray,
-    v: np.ndarray,
-    mask: np.ndarray | None = None,
-    causal: bool = False,
-    scale_rule: str = "1/sqrt(d)",
-    masked_rows: str = "zeros",
-    causal_alignment: str = "top_left",
-    attn_bias: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(dq, dk, dv) for out = alpha v with alpha = softmax(s), s = q k^T * scale + attn_bias.
-    attn_bias is an option, not an input: it gets no gradient."""
-    _, pullback = sdpa_with_vjp(
-        q, k, v, mask, causal, scale_rule, masked_rows, causal_alignment, attn_bias
-    )
-    return pullback(dout)
+def sdpa_vjp(dout: np.ndarray, *inputs: np.ndarray, **options):
+    """(dq, dk, dv) of sdpa(*inputs, **options): out = alpha v with alpha = softmax(s),
+    s = q k^T * scale + attn_bias. attn_bias is an option, not an input: it gets no gradient."""
+    return sdpa_with_vjp(*inputs, **options)[1](dout)
 
 
 def _sdpa_backward(
@@ -430,28 +416,7 @@ def mha_with_vjp(
     return mm(concat, W_O) + b_o, pullback
 
 
-def mha_vjp(
-    dout: np.ndarray,
-    x_q: np.ndarray,
-    x_kv: np.ndarray,
-    W_Q: np.ndarray,
-    W_K: np.ndarray,
-    W_V: np.ndarray,
-    W_O: np.ndarray,
-    b_q: np.ndarray,
-    b_v: np.ndarray,
-    b_o: np.ndarray,
-    n_heads: int = 1,
-    mask: np.ndarray | None = None,
-    key_mask: np.ndarray | None = None,
-    causal: bool = False,
-    b_k: np.ndarray | None = None,
-    attn_bias: np.ndarray | None = None,
-    **variants: str,
-) -> tuple[np.ndarray, ...]:
-    """(dx_q, dx_kv, dW_Q, dW_K, dW_V, dW_O, db_q, db_v, db_o); b_k and attn_bias have none."""
-    _, pullback = mha_with_vjp(
-        x_q, x_kv, W_Q, W_K, W_V, W_O, b_q, b_v, b_o, n_heads, mask, key_mask, causal, b_k,
-        attn_bias, **variants,
-    )  # fmt: skip
-    return pullback(dout)
+def mha_vjp(dout: np.ndarray, *inputs: np.ndarray, **options) -> tuple[np.ndarray, ...]:
+    """(dx_q, dx_kv, dW_Q, dW_K, dW_V, dW_O, db_q, db_v, db_o) of mha(*inputs, **options); b_k
+    and attn_bias have none."""
+    return mha_with_vjp(*inputs, **options)[1](dout)
