@@ -24,6 +24,8 @@ formula is then 0/0 and so is this kernel (NaN), unless eps > 0.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
 from reference.common import T, mm, store, unbroadcast
@@ -34,9 +36,13 @@ FEATURE_MAPS = ("elu+1", "relu")
 def phi(x: np.ndarray, kind: str = "elu+1") -> np.ndarray:
     """φ(x), elementwise."""
     if kind == "elu+1":  # elu(x) + 1 = x + 1 for x > 0, exp(x) otherwise
-        return np.where(x > 0, x + 1, np.exp(np.minimum(x, 0))).astype(x.dtype)
+        # = exp(min(x, 0)) + max(x, 0): 1 + x or exp(x) + 0, the roundings of a select
+        # without np.where's branch per element (4x slower on random signs)
+        out = np.exp(np.minimum(x, 0))
+        out += np.maximum(x, 0)
+        return out
     if kind == "relu":
-        return np.maximum(x, 0).astype(x.dtype)
+        return np.maximum(x, 0).astype(x.dtype, copy=False)
     raise ValueError(f"linear attention: feature_map {kind!r} is not one of {FEATURE_MAPS}")
 
 
@@ -157,18 +163,29 @@ def linear_attention_vjp(dout, q, k, v, feature_map: str = "elu+1", eps: float =
 # -- the causal recurrent form -------------------------------------------------------------------
 
 
-def _states(R: np.ndarray, v: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """S_i = S_{i-1} + φ(K_i) V_i^T, z_i = z_{i-1} + φ(K_i), from S_0 = 0, z_0 = 0; the states
-    are carried from step to step, so they are stored."""
+def _running_states(R: np.ndarray, v: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(S_i, z_i) for i = 1 .. N: S_i = S_{i-1} + φ(K_i) V_i^T, z_i = z_{i-1} + φ(K_i), from
+    S_0 = 0, z_0 = 0; the states are carried from step to step, so they are stored. One buffer
+    each, updated in place: the next step overwrites the state yielded (a forward reads each
+    state once; N states of (..., d_k, d_v) are 537 MB at B = 32, 4 heads, N = 128, d = 64)."""
     lead = np.broadcast_shapes(R.shape[:-2], v.shape[:-2])
-    S = np.zeros((*lead, R.shape[-1], v.shape[-1]), dtype=np.result_type(R, v))
-    z = np.zeros((*lead, R.shape[-1]), dtype=R.dtype)
-    states, norms = [], []
+    S = np.zeros((*lead, R.shape[-1], v.shape[-1]), dtype=np.result_type(R, v))  # (.., d_k, d_v)
+    z = np.zeros((*lead, R.shape[-1]), dtype=R.dtype)  # (..., d_k)
+    kv = np.empty_like(S)  # φ(K_i) V_i^T, one buffer for every position
     for i in range(R.shape[-2]):
-        S = store(S + R[..., i, :, None] * v[..., i, None, :])  # outer product phi(k_i) v_i^T
-        z = store(z + R[..., i, :])
-        states.append(S)
-        norms.append(z)
+        kv[...] = R[..., i, :, None]  # outer product φ(k_i) v_i^T: φ(k_i) in every column,
+        kv *= v[..., i, None, :]  # times v_i^T (10% faster than one multiply of two broadcasts)
+        S = store(np.add(S, kv, out=S))
+        z = store(np.add(z, R[..., i, :], out=z))
+        yield S, z
+
+
+def _states(R: np.ndarray, v: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Every (S_i, z_i) of _running_states, kept (what the backward reads)."""
+    states, norms = [], []
+    for S, z in _running_states(R, v):
+        states.append(S.copy())
+        norms.append(z.copy())
     return states, norms
 
 
@@ -182,13 +199,15 @@ def linear_attention_causal(
     """V'_i = φ(Q_i)^T S_i / (φ(Q_i)^T z_i + eps), one position at a time."""
     _check("linear_attention_causal", q, k, v, True, feature_map)
     P, R = phi(q, feature_map), phi(k, feature_map)
-    states, norms = _states(R, v)
     outs = []
-    for i, (S, z) in enumerate(zip(states, norms, strict=True)):
+    for i, (S, z) in enumerate(_running_states(R, v)):  # each state read as it is made
         p = P[..., i, :]  # (..., d_k)
         num = mm(p[..., None, :], S)[..., 0, :]  # (..., d_v)
         den = (p * z).sum(axis=-1, keepdims=True) + eps
         outs.append(num / den)
+    if not outs:  # N = 0: no position, an empty output
+        lead = np.broadcast_shapes(P.shape[:-2], R.shape[:-2], v.shape[:-2])
+        return np.zeros((*lead, 0, v.shape[-1]), dtype=np.result_type(P, R, v))
     return np.stack(outs, axis=-2)
 
 

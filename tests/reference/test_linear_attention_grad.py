@@ -107,3 +107,10 @@ def test_causal_needs_square():
     q, k, v = _qkv(batch=(), n=3, n_keys=4)
     with pytest.raises(ValueError, match="causal needs as many queries as keys"):
         la.linear_attention_causal(q, k, v)
+
+
+def test_no_position_gives_an_empty_output_in_every_causal_form():
+    q, v = np.zeros((2, 3, 0, 4)), np.zeros((2, 3, 0, 5))
+    recurrent = la.linear_attention_causal(q, q, v)
+    assert recurrent.shape == (2, 3, 0, 5)
+    assert la.linear_attention_quadratic(q, q, v, causal=True).shape == recurrent.shape
