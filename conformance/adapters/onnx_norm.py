@@ -183,6 +183,10 @@ _SHARED_XFAILS = {
     "activation/gelu_tanh_values/float64": _GELU_TANH_F64,
     "activation/gelu_tanh_negative_tail/*": _GELU_TANH_TAIL,
     "activation/gelu_negative_tail/*": _GELU_TAIL,
+    # the same cancellation in a float32 tensor whose elements all lie below about -4 (x = 4
+    # N(0, 1), 8 elements): thorough profile, seed 7, margins 1.42 (onnx.reference) and 2.95
+    # (onnxruntime)
+    "activation/gelu_tanh_values/float32": _GELU_TANH_TAIL,
 }
 _NUMPY_LOW = Intermittent(
     "onnx.reference evaluates BatchNormalization, LayerNormalization, InstanceNormalization "
@@ -204,6 +208,9 @@ REFERENCE_XFAILS: dict[str, str] = {
 RUNTIME_XFAILS: dict[str, str] = {
     **_SHARED_XFAILS,
     "activation/sigmoid_negative_tail/*": _SIGMOID_TAIL,
+    # the same tail in a tensor of large negative logits (x = 100 N(0, 1)): thorough profile,
+    # seed 7, float64 margin 10.8 (up to 1e13 where every element is below -50)
+    "activation/sigmoid_no_overflow/float64": _SIGMOID_TAIL,
 }
 
 

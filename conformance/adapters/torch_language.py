@@ -30,7 +30,7 @@ from __future__ import annotations
 import functools
 
 from conformance.adapters import torch_recurrent
-from conformance.adapters.base import Unsupported
+from conformance.adapters.base import Intermittent, Unsupported
 
 # Known deviations (merged into the torch adapters' xfails).
 #
@@ -39,15 +39,31 @@ from conformance.adapters.base import Unsupported
 # prediction's loss log(1 + Σ e^{z_j - z_k}) loses its digits: logits (2.895, -3.0) in float16
 # give 2.926e-3 (true 2.751e-3, 6% off), in bfloat16 -0.0 (true 2.761e-3). An honest kernel
 # keeping the sum in float32 is within 0.1%. The absolute error stays below ulp(1)/2, so sums
-# and means of ordinary losses pass; per-token losses near 0 fail.
+# and means of ordinary losses pass; per-token losses near 0 fail, and so does the mean loss of
+# a few confident tokens (thorough profile, seed 7: lm_loss over 2 tokens of a 2-word vocabulary,
+# loss 0.088, 4.2e-4 off in float16: margin 1.22; bfloat16 1.25): intermittent there.
 _HALF_LOG_SOFTMAX = (
     "torch's CPU log_softmax of float16/bfloat16 logits rounds Σ exp to the dtype before the "
     "log: a confident token's cross-entropy (~1e-3) is off by up to 100% (bfloat16 gives -0.0; "
     "torch 2.14.1)"
 )
 XFAILS = {
-    f"language/cross_entropy_confident/{dtype}": _HALF_LOG_SOFTMAX
-    for dtype in ("float16", "bfloat16")
+    **{
+        f"language/cross_entropy_confident/{dtype}": _HALF_LOG_SOFTMAX
+        for dtype in ("float16", "bfloat16")
+    },
+    **{
+        f"language/lm_loss_values/{dtype}": Intermittent(_HALF_LOG_SOFTMAX)
+        for dtype in ("float16", "bfloat16")
+    },
+    # Observed (thorough profile, seed 7; margin 1.09, diagnosed imprecise): the gradient of a
+    # token that occurs many times is summed in bfloat16, left to right (matched bit for bit on
+    # 64 repeats), where an honest kernel accumulates in float32.
+    "language/embedding_vjp/bfloat16": Intermittent(
+        "torch's CPU embedding backward adds the gradients of a repeated token in bfloat16, "
+        "left to right, not in float32: within the error of a kernel that accumulates in "
+        "bfloat16 (torch 2.14.1)"
+    ),
 }
 
 _LSTM_ORDER = (0, 1, 3, 2)  # torch block k takes nnspec block _LSTM_ORDER[k]: i, f, g, o

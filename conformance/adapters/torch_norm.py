@@ -221,6 +221,23 @@ XFAILS = {
         "(1 + tanh(u)), which cancels for x << 0: 8% norm-wise error on x in [-10, -2] in "
         "float64, 100% (zeros) in float32 (torch 2.14.1)"
     ),
+    # The same cancellation in ordinary float32 inputs whose elements all lie below about -4
+    # (x = 4 N(0, 1), 8 elements, the norm then set by the tail): seen in the thorough profile
+    # (seed 7), not in the ci profile's 25 examples.
+    **{
+        f"activation/{check}/float32": Intermittent(
+            "torch's float32 GELU x/2 (1 + erf(x/√2)) cancels for x << 0: 0 at x = -5.6 and "
+            "-6.5, relative error 5e-4 to 3e-3 at x in [-4.3, -4.1] (mpmath), so a tensor of "
+            "negative elements is 5.5 eps off norm-wise against the reference's 0.2 (margin "
+            "1.37; its gradient 1.12); intermittent (torch 2.14.1)"
+        )
+        for check in ("gelu_values", "gelu_vjp")
+    },
+    "activation/gelu_tanh_vjp/float32": Intermittent(
+        "torch's float32 tanh-form GELU gradient (1 + t)/2 + x/2 (1 - t²) u', t = tanh(u), "
+        "cancels for x << 0: on a tensor of elements in [-4, -1.4] 6.8 eps off norm-wise "
+        "(margin 1.26, thorough profile); intermittent (torch 2.14.1)"
+    ),
     # The same cancellation inside mixed tensors (x = 4 N(0, 1)): torch's backward
     # (1 + t)/2 + x/2 (1 - t²) u' with t = tanh(u) ~ -1 loses the elements at x in [-8, -3]
     # (t's rounding, eps/2, amplified ~|x| u' ~ 40x), where the reference's σ-form keeps them;
