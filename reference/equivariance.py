@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference.common import T, mm
+from reference.common import T, kernel_sum, mm
 
 PADDING_MODES = ("zeros", "circular")
 
@@ -95,7 +95,8 @@ def conv2d_vjp(dout, x, weight, bias, stride: int = 1, padding: int = 0, padding
     dcols = dcols.transpose(0, 3, 1, 2, 4, 5)  # (B, C, OH, OW, k, k)
     np.add.at(dxp, (slice(None), slice(None), i[:, None, :, None], j[None, :, None, :]), dcols)
     dx = _unpad_adjoint(dxp, *x.shape[2:], padding, padding_mode)
-    return dx, dweight, dy.sum(axis=(0, 1, 2))
+    dbias = kernel_sum(dy.reshape(-1, o), axis=0).reshape(o)  # Σ over images and positions
+    return dx, dweight, dbias
 
 
 def _check_pool(x, kernel, stride):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import reference.attention as attention
+import reference.common as common
 import reference.softmax as softmax
 from conformance import tolerance
 from reference.common import kernel_form, recomputed, storage_dtype
@@ -67,7 +68,7 @@ def test_every_log_softmax_summation_order_is_exact(monkeypatch, order):
         x = np.asarray(rng.standard_normal((2, 3, n)) * 3, dtype=WIDE)
         for axis in (-1, 1):
             expected = softmax.log_softmax(x, axis=axis)
-            _forced(monkeypatch, softmax, order)
+            _forced(monkeypatch, common, order)
             got = softmax.log_softmax(x, axis=axis)
             monkeypatch.undo()
             assert got.shape == expected.shape
@@ -79,12 +80,12 @@ def test_lane_sums_add_in_the_documented_order(monkeypatch):
     e = np.asarray([1.0, 2.0**-53, 2.0**-53, 0, 0, 0, 0, 0, 2.0**-53], dtype=np.float64)
     lane0 = np.float64(1.0) + np.float64(2.0**-53)  # rounds back to 1 (ties to even)
     expected = ((lane0 + 2.0**-53) + 2.0**-53) + 0.0
-    _forced(monkeypatch, softmax, "lanes of 64 bytes")
-    total = softmax._row_sum(e[None, :], axis=-1)
+    _forced(monkeypatch, common, "lanes of 64 bytes")
+    total = common.kernel_sum(e[None, :], axis=-1)
     assert total.shape == (1, 1)
     assert total[0, 0] == expected
-    _forced(monkeypatch, softmax, "sequential")
-    assert softmax._row_sum(e[None, :], axis=-1)[0, 0] == np.float64(1.0)  # each 2^-53 lost
+    _forced(monkeypatch, common, "sequential")
+    assert common.kernel_sum(e[None, :], axis=-1)[0, 0] == np.float64(1.0)  # each 2^-53 lost
 
 
 @pytest.mark.parametrize("n_forms", [1, 2, 3, 4])
@@ -99,6 +100,24 @@ def test_the_models_take_every_form(n_forms):
     tolerance.models(fn, (np.ones(3),), {}, "float32")
     assert seen[0] == forms[0]  # the baseline keeps the reference's form
     assert set(seen) == set(forms)
+
+
+@pytest.mark.parametrize("n_forms", [2, 3, 4])
+def test_the_form_models_run_every_form_on_the_exact_inputs(n_forms):
+    # Each form adds its own offset; the exact rounded input is 1/3 in float32.
+    def fn(x):
+        return x + forms.index(kernel_form(*forms))
+
+    forms = tuple(f"form {i}" for i in range(n_forms))
+    x = np.full(2, 1 / 3)
+    exact = np.float32(1 / 3)
+    got = [m[0][0] for m in tolerance.forms(fn, (x,), {}, "float32")]
+    assert got == [exact + i for i in range(1, n_forms)]
+    assert len(tolerance.models(fn, (x,), {}, "float32")) == n_forms + tolerance.PERTURBED
+
+
+def test_a_kernel_without_forms_has_no_form_models():
+    assert tolerance.forms(lambda x: x * 2, (np.ones(3),), {}, "float32") == []
 
 
 def test_kernel_form_outside_the_models_is_the_reference_form():
