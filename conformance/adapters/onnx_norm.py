@@ -205,8 +205,18 @@ REFERENCE_XFAILS: dict[str, str] = {
     "activation/gelu_values/float64": _ERF_F32,
     "activation/gelu_tanh_gap/float64": _ERF_F32,
 }
+# onnxruntime's own LayerNormalization kernel (core/providers/cpu/nn/layer_norm_impl.cc) takes
+# the variance in one pass as E[x²] - E[x]², which cancels when |mean| >> std. Seen in the
+# thorough profile (seed 7): the output statistics of x = 5 ± 0.01 over 4 values, float64,
+# margin 1.33; the cause applies to every LayerNormalization input of that kind.
+_ORT_LAYER_NORM = Intermittent(
+    "onnxruntime's CPU LayerNormalization computes the variance as E[x²] - E[x]² in one pass, "
+    "which cancels when |mean| >> std (x = 5 ± 0.01: statistics 1.3x the honest bound in "
+    "float64; onnxruntime 1.31.1)"
+)
 RUNTIME_XFAILS: dict[str, str] = {
     **_SHARED_XFAILS,
+    "norm/layer_norm_cnn_statistics/float64": _ORT_LAYER_NORM,
     "activation/sigmoid_negative_tail/*": _SIGMOID_TAIL,
     # the same tail in a tensor of large negative logits (x = 100 N(0, 1)): thorough profile,
     # seed 7, float64 margin 10.8 (up to 1e13 where every element is below -50)
