@@ -164,8 +164,9 @@ class OnnxLanguageMixin:
 # bfloat16 (loss ~1e-3) it is diagnosed "imprecise: within the error of a kernel that accumulates
 # in float16"; ordinary losses pass unless a drawn token happens to be confident (dev profile,
 # seed 303: a 2-word vocabulary, margins 2.7 and 2.9 on the values, 1.95 on the loss against
-# -log_softmax[target]); the thorough profile (seed 7) found the same in float64 (margin 6.45,
-# a 2-word vocabulary) and float32 (1.77): intermittent there.
+# -log_softmax[target]); the thorough profile found the same in float64 (seed 7: margin 6.45,
+# a 2-word vocabulary) and float32 (1.77; seed 8: the confident-token check, 1.05):
+# intermittent there.
 _LOW = (
     "onnx.reference computes SoftmaxCrossEntropyLoss as log(softmax) in the input dtype: a "
     "confident token's loss -log p_k loses its digits as p_k rounds toward 1 (~1e-3 losses in "
@@ -178,5 +179,9 @@ REFERENCE_XFAILS = {
         for check in ("cross_entropy_values", "cross_entropy_is_negative_log_softmax")
         for d in ("float16", "bfloat16")
     },
-    **{f"language/cross_entropy_values/{d}": Intermittent(_LOW) for d in ("float32", "float64")},
+    **{
+        f"language/{check}/{d}": Intermittent(_LOW)
+        for check in ("cross_entropy_values", "cross_entropy_confident")
+        for d in ("float32", "float64")
+    },
 }

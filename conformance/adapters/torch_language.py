@@ -56,6 +56,16 @@ XFAILS = {
         f"language/lm_loss_values/{dtype}": Intermittent(_HALF_LOG_SOFTMAX)
         for dtype in ("float16", "bfloat16")
     },
+    # Observed (thorough profile, seed 8: rnn_lm_vjp, 1 step, hidden 1, dW_d margin 1.1,
+    # diagnosed imprecise): nn.RNN's bfloat16 CPU cell rounds x U^T + b_ih and h W^T + b_hh to
+    # bfloat16 before adding them, so a pre-activation that cancels loses its digits (1-step,
+    # 1-unit cells: 8.8% of 2000 random cases more than an ulp off the float32-accumulating
+    # kernel, up to 100% relative); larger tensors hide the one element norm-wise.
+    "language/rnn_lm*/bfloat16": Intermittent(
+        "torch's bfloat16 CPU RNN cell rounds its input and hidden projections to bfloat16 "
+        "before adding them: a cancelling pre-activation loses its digits (within the error "
+        "of a kernel that accumulates in bfloat16; torch 2.14.1)"
+    ),
     # Observed (thorough profile, seed 7; margin 1.09, diagnosed imprecise): the gradient of a
     # token that occurs many times is summed in bfloat16, left to right (matched bit for bit on
     # 64 repeats), where an honest kernel accumulates in float32.
