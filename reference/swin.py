@@ -359,9 +359,10 @@ def swin_block(
     shift_rule: str = "per_axis",
 ) -> np.ndarray:
     """x' = x + (S)W-MSA(LN1(x)), out = x' + MLP(LN2(x')) with GELU (exact); (B, H, W, C)."""
-    opts = {"n_heads": n_heads, "window": window, "shift": shift, "eps": eps,
-            "pad_order": pad_order, "shift_rule": shift_rule}  # fmt: skip
-    return swin_block_with_vjp(x, *params, **opts)[0]
+    return swin_block_with_vjp(
+        x, *params, n_heads=n_heads, window=window, shift=shift, eps=eps, pad_order=pad_order,
+        shift_rule=shift_rule,
+    )[0]  # fmt: skip
 
 
 def swin_block_with_vjp(

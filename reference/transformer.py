@@ -136,17 +136,12 @@ def _ffn_check(where: str, e: int, W_1, b_1, W_2, b_2) -> None:
 
 
 def _attend(x_q, x_kv, attn, n_heads, key_mask, causal, scale_rule):
-    """An attention sublayer's (output, pullback -> (dx_q, dx_kv, parameter gradients))."""
+    """An attention sublayer's (output, pullback -> (dx_q, dx_kv, *parameter gradients))."""
     out, pullback = mha_with_vjp(
         x_q, x_kv, *attn, n_heads=n_heads, key_mask=key_mask, causal=causal,
         scale_rule=scale_rule,
     )  # fmt: skip
-
-    def attend_pullback(dy):
-        grads = pullback(dy)
-        return grads[0], grads[1], grads[2:]
-
-    return store(out), attend_pullback
+    return store(out), pullback
 
 
 # A layer is a stack of residual sublayers, each (f_with_vjp, gamma, beta):
@@ -203,7 +198,7 @@ def _self_attention(attn, opts):
         out, pullback = _attend(h, h, attn, *opts)
 
         def f_pullback(dy):
-            dq, dkv, dattn = pullback(dy)
+            dq, dkv, *dattn = pullback(dy)
             return dq + dkv, dattn, None
 
         return out, f_pullback
@@ -216,7 +211,7 @@ def _cross_attention(memory, attn, opts):
         out, pullback = _attend(h, memory, attn, *opts)
 
         def f_pullback(dy):
-            dq, dmemory, dattn = pullback(dy)
+            dq, dmemory, *dattn = pullback(dy)
             return dq, dattn, dmemory
 
         return out, f_pullback
@@ -261,9 +256,10 @@ def encoder_layer(
 ) -> np.ndarray:
     """Post-LN (the notes'): h' = LN1(x + MHA(x)), out = LN2(h' + FF(h')).
     Pre-LN (norm_first): h' = x + MHA(LN1(x)), out = h' + FF(LN2(h')). x (..., T, E)."""
-    options = dict(n_heads=n_heads, key_mask=key_mask, causal=causal, activation=activation)
-    options.update(eps=eps, norm_first=norm_first, scale_rule=scale_rule)
-    return encoder_layer_with_vjp(x, *params, **options)[0]
+    return encoder_layer_with_vjp(
+        x, *params, n_heads=n_heads, key_mask=key_mask, causal=causal, activation=activation,
+        eps=eps, norm_first=norm_first, scale_rule=scale_rule,
+    )[0]  # fmt: skip
 
 
 def encoder_layer_with_vjp(
@@ -348,10 +344,11 @@ def decoder_layer(
     """Post-LN: h1 = LN1(y + MaskedSelfAttn(y)), h2 = LN2(h1 + CrossAttn(h1, memory)),
     out = LN3(h2 + FF(h2)); pre-LN (norm_first) puts each LN on the sublayer's input instead.
     y (..., Tq, E) decoder tokens; memory (..., Tk, E) the encoder's output."""
-    options = dict(n_heads=n_heads, causal=causal, tgt_key_mask=tgt_key_mask)
-    options.update(memory_key_mask=memory_key_mask, activation=activation, eps=eps)
-    options.update(norm_first=norm_first, scale_rule=scale_rule)
-    return decoder_layer_with_vjp(y, memory, *params, **options)[0]
+    return decoder_layer_with_vjp(
+        y, memory, *params, n_heads=n_heads, causal=causal, tgt_key_mask=tgt_key_mask,
+        memory_key_mask=memory_key_mask, activation=activation, eps=eps, norm_first=norm_first,
+        scale_rule=scale_rule,
+    )[0]  # fmt: skip
 
 
 def decoder_layer_with_vjp(

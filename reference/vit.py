@@ -25,11 +25,7 @@ import numpy as np
 from reference.attention import sum_to
 from reference.common import T, mm, store, weight_grad
 from reference.norm import layer_norm_with_vjp
-from reference.transformer import (
-    pre_ln_encoder_layer,
-    pre_ln_encoder_layer_vjp,
-    pre_ln_encoder_layer_with_vjp,
-)
+from reference.transformer import pre_ln_encoder_layer_with_vjp
 
 N_BLOCK = 15  # W_Q, W_K, W_V, W_O, b_q, b_v, b_o, gamma1, beta1, W_1, b_1, W_2, b_2, gamma2, beta2
 
@@ -113,7 +109,7 @@ def vit_embed_vjp(dout, x, W_E, b_E, cls, pos, patch: int = 2):
 
 def vit_block(z, *params, n_heads: int = 1, eps: float = 1e-6) -> np.ndarray:
     """Z' = Z + MSA(LN1(Z)), Z'' = Z' + MLP(LN2(Z')) with exact GELU: (B, T, D)."""
-    return pre_ln_encoder_layer(z, *params, n_heads=n_heads, activation="gelu", eps=eps)
+    return vit_block_with_vjp(z, *params, n_heads=n_heads, eps=eps)[0]
 
 
 def vit_block_with_vjp(z, *params, n_heads: int = 1, eps: float = 1e-6):
@@ -121,7 +117,7 @@ def vit_block_with_vjp(z, *params, n_heads: int = 1, eps: float = 1e-6):
 
 
 def vit_block_vjp(dout, z, *params, n_heads: int = 1, eps: float = 1e-6):
-    return pre_ln_encoder_layer_vjp(dout, z, *params, n_heads=n_heads, activation="gelu", eps=eps)
+    return vit_block_with_vjp(z, *params, n_heads=n_heads, eps=eps)[1](dout)
 
 
 def _split_vit(params):
