@@ -11,10 +11,11 @@ def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
     # Subtracting the row max keeps exp() <= 1: softmax is shift-invariant, so this is exact
     # math and avoids overflow for large logits. One buffer of x's size, overwritten in place:
     # z = x - max, then e = exp(z), then e / Σ e. Σ e is added in the orders kernels use
-    # (_row_sum): on a confident row the max's weight 1/(1 + δ) rounds with the sum's order,
-    # and a softmax gradient that cancels carries that rounding (measured, torch 2.14 CPU
-    # float64: its vectorised sum put s_max 2 ulps off NumPy's pairwise one, and softmax_vjp
-    # 7x the pairwise models' error; the sequential and lane orders match torch exactly).
+    # (reference.common.kernel_sum): on a confident row the max's weight 1/(1 + δ) rounds with
+    # the sum's order, and a softmax gradient that cancels carries that rounding (measured,
+    # torch 2.14 CPU float64: its vectorised sum put s_max 2 ulps off NumPy's pairwise one,
+    # and softmax_vjp 7x the pairwise models' error; the sequential and lane orders match
+    # torch exactly).
     e = x - x.max(axis=axis, keepdims=True)
     np.exp(e, out=e)
     e /= kernel_sum(e, axis)
@@ -35,7 +36,7 @@ def softmax_with_vjp(x: np.ndarray, axis: int = -1):
     def pullback(dy: np.ndarray) -> tuple[np.ndarray]:
         # J = diag(s) - s s^T, so dy^T J = s * (dy - <dy, s>)
         dx = dy * s
-        row = kernel_sum(dx, axis)  # <dy, s>, in the order the kernel adds (see _row_sum)
+        row = kernel_sum(dx, axis)  # <dy, s>, in the order the kernel adds (see kernel_sum)
         np.subtract(dy, row, out=dx)  # dx's buffer reused
         dx *= s
         return (dx,)

@@ -9,6 +9,7 @@ import pytest
 
 import reference.attention as attention
 import reference.common as common
+import reference.equivariance as equivariance
 import reference.softmax as softmax
 from conformance import tolerance
 from reference.common import kernel_form, recomputed, storage_dtype
@@ -136,3 +137,17 @@ def test_recomputed_moves_each_value_by_one_ulp_only_inside_the_models():
     moved = np.abs((y.astype(WIDE) - x.astype(WIDE)) / (eps * np.abs(x.astype(WIDE)) + 1e-300))
     assert np.all(np.abs(moved[:3] - 1) < 0.6)  # by eps |x|, rounded to the dtype
     assert y[3] == 0.0
+
+
+def test_conv2d_bias_gradient_sums_in_every_kernel_order():
+    # torch's nn.Conv2d adds the bias gradient over images and positions left to right: one of
+    # the form models must be exactly that float32 sum (the thorough-profile false positive).
+    rng = np.random.default_rng(3)
+    dout, x = rng.standard_normal((2, 1, 2, 4)), rng.standard_normal((2, 1, 3, 7))
+    weight, bias = rng.standard_normal((1, 1, 1, 1)), rng.standard_normal(1)
+    args = (dout, x, weight, bias)
+    models = tolerance.forms(equivariance.conv2d_vjp, args, {"stride": 2}, "float32")
+    left_to_right = np.float32(0)
+    for term in dout.astype(np.float32).transpose(0, 2, 3, 1).ravel():
+        left_to_right = np.float32(left_to_right + term)
+    assert [m[2][0] for m in models].count(left_to_right) >= 1
