@@ -52,7 +52,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference.common import store
+from reference.common import kernel_form, store
 
 # -- checks ----------------------------------------------------------------------------------
 
@@ -153,9 +153,13 @@ def _saved_statistics(x: np.ndarray, axes: tuple[int, ...], eps: float):
 def _normalized(x: np.ndarray, axes: tuple[int, ...], eps: float):
     """(x̂, 1/√(σ² + ε)): x̂ = (x - μ) / √(σ² + ε) from the saved statistics."""
     mean, inv = _saved_statistics(x, axes, eps)
+    return _centered(x, mean, inv), inv
+
+
+def _centered(x: np.ndarray, mean: np.ndarray, inv: np.ndarray) -> np.ndarray:
     xhat = x - mean
     xhat *= inv
-    return xhat.astype(x.dtype, copy=False), inv
+    return xhat.astype(x.dtype, copy=False)
 
 
 def normalize(x: np.ndarray, axes: tuple[int, ...], eps: float) -> np.ndarray:
@@ -345,14 +349,34 @@ def layer_norm_with_vjp(x, gamma, beta, eps: float = 1e-5):
     the pullback."""
     axes = _check_trailing(x, gamma, beta)
     _check_eps(eps)
-    xhat, inv = _normalized(x, axes, eps)
+    mean, inv = _saved_statistics(x, axes, eps)
+    xhat = _centered(x, mean, inv)
+    leading = tuple(range(x.ndim - gamma.ndim))
 
     def pullback(dy: np.ndarray) -> tuple[np.ndarray, ...]:
+        if kernel_form("x̂", "sums") == "sums":
+            return _layer_norm_backward_from_sums(dy, x, gamma, mean, inv, axes, leading)
         dx = _normalize_backward(dy * gamma, xhat, inv, axes)
-        leading = tuple(range(x.ndim - gamma.ndim))
         return (dx, *_affine_grads(dy, xhat, gamma, leading))
 
     return _affine(xhat, gamma, beta), pullback
+
+
+def _layer_norm_backward_from_sums(dy, x, gamma, mean, inv, axes, leading) -> tuple:
+    """The same gradients as torch's CPU LayerNorm backward (layer_norm_kernel.cpp) writes them,
+    from the row sums S = Σ γ dy x and B = Σ γ dy over the N normalized values:
+    dx = rstd γ dy + b x + c, b = (B μ - S) rstd³ / N, c = -b μ - B rstd / N, and
+    dγ = Σ dy (rstd x - rstd μ). Exact, but both cancel where |μ| is large against the spread,
+    which x̂'s form never does."""
+    dxhat = dy * gamma
+    ds = (dxhat * x).sum(axis=axes, keepdims=True)
+    db = dxhat.sum(axis=axes, keepdims=True)
+    per_n = x.dtype.type(1 / np.prod([x.shape[a] for a in axes], dtype=np.int64))
+    b = (db * mean - ds) * inv * inv * inv * per_n
+    c = -b * mean - db * inv * per_n
+    dx = inv * dxhat + b * x + c
+    dgamma = (dy * (inv * x - inv * mean)).sum(axis=leading)
+    return dx.astype(x.dtype), dgamma.astype(dy.dtype), dy.sum(axis=leading).astype(dy.dtype)
 
 
 def layer_norm_vjp(dy, x, gamma, beta, eps: float = 1e-5) -> tuple[np.ndarray, ...]:
@@ -388,12 +412,46 @@ def group_norm(x, gamma, beta, groups: int = 1, eps: float = 1e-5) -> np.ndarray
 
 def group_norm_vjp(dy, x, gamma, beta, groups: int = 1, eps: float = 1e-5):
     _check_group_norm(x, gamma, beta, groups, eps)
+    if kernel_form("x̂", "sums") == "sums":
+        return _group_norm_vjp_from_sums(dy, x, gamma, groups, eps)
     xg = _grouped(x, groups)
     axes = tuple(range(2, xg.ndim))
     dxhat = dy if gamma is None else dy * _per_channel(gamma, x.ndim)
     xhat, inv = _normalized(xg, axes, eps)
     dx = _normalize_backward(_grouped(dxhat, groups), xhat, inv, axes).reshape(x.shape)
     return (dx, *_affine_grads(dy, xhat.reshape(x.shape), gamma, _batch_axes(x)))
+
+
+def _group_norm_vjp_from_sums(dy, x, gamma, groups: int, eps: float) -> tuple:
+    """The same gradients from each channel's sums Σ dy x and Σ dy over its positions (torch's
+    CPU GroupNorm backward, group_norm_kernel.cpp): with M values per group and the group's
+    γ-weighted sums S = Σ γ Σ dy x, B = Σ γ Σ dy,
+    dx = rstd γ dy + c2 x + c3, c2 = (B μ - S) rstd³ / M, c3 = -c2 μ - B rstd / M, and
+    dγ = Σ_n rstd (Σ dy x - μ Σ dy). Exact, but both cancel where |μ| is large against the
+    spread, which x̂'s form never does: thorough seed 8 measured torch's float32 dγ 1.003x the
+    bound of the x̂ form's models (4 values, mean 5, std 10)."""
+    n, c = x.shape[:2]
+    spatial = _spatial_axes(x)
+    grouped = (n, groups, c // groups)
+    ds = (dy * x).sum(axis=spatial).reshape(grouped)  # (N, G, C/G)
+    db = dy.sum(axis=spatial).reshape(grouped)
+    mean, inv = _saved_statistics(_grouped(x, groups), tuple(range(2, x.ndim + 1)), eps)
+    mean, inv = mean.reshape(n, groups, 1), inv.reshape(n, groups, 1)  # (N, G, 1)
+    g = (np.ones(c, dtype=dy.dtype) if gamma is None else gamma).reshape(grouped[1:])
+    s = (ds * g).sum(axis=2, keepdims=True)  # (N, G, 1)
+    b = (db * g).sum(axis=2, keepdims=True)
+    per_m = dy.dtype.type(1 / (c // groups * np.prod(x.shape[2:], dtype=np.int64)))
+    c2 = (b * mean - s) * inv * inv * inv * per_m
+    c3 = -c2 * mean - b * inv * per_m
+
+    def per_channel(v: np.ndarray) -> np.ndarray:  # (N, G, 1 or C/G) -> (N, C, 1, ..., 1)
+        return np.broadcast_to(v, grouped).reshape(n, c, *(1,) * (x.ndim - 2))
+
+    dx = (per_channel(inv * g) * dy + per_channel(c2) * x + per_channel(c3)).astype(dy.dtype)
+    if gamma is None:
+        return (dx,)
+    dgamma = ((ds - db * mean) * inv).sum(axis=0).reshape(c).astype(dy.dtype)
+    return dx, dgamma, db.sum(axis=0).reshape(c).astype(dy.dtype)
 
 
 # -- InstanceNorm ----------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import pytest
 import reference.attention as attention
 import reference.common as common
 import reference.equivariance as equivariance
+import reference.norm as norm
 import reference.softmax as softmax
 from conformance import tolerance
 from reference.common import kernel_form, recomputed, storage_dtype
@@ -151,3 +152,24 @@ def test_conv2d_bias_gradient_sums_in_every_kernel_order():
     for term in dout.astype(np.float32).transpose(0, 2, 3, 1).ravel():
         left_to_right = np.float32(left_to_right + term)
     assert [m[2][0] for m in models].count(left_to_right) >= 1
+
+
+@pytest.mark.parametrize("affine", [True, False])
+def test_group_norm_backward_from_sums_is_exact(affine):
+    # torch's GroupNorm backward (Σ dy x and Σ dy per channel) equals the x̂ form exactly: the
+    # cancellation it suffers when |μ| is large is rounding, not a different truth.
+    rng = np.random.default_rng(5)
+    for shape, groups in (((2, 4, 3), 2), ((1, 6, 2, 3), 3), ((3, 2, 5), 1), ((2, 4, 1, 2), 4)):
+        x = np.asarray(rng.standard_normal(shape) * 2 + 7, dtype=WIDE)
+        dy = np.asarray(rng.standard_normal(shape), dtype=WIDE)
+        gamma, beta = (np.asarray(rng.standard_normal(shape[1]), dtype=WIDE) for _ in range(2))
+        args = (dy, x, gamma, beta) if affine else (dy, x, None, None)
+        expected = norm.group_norm_vjp(*args, groups=groups, eps=1e-3)
+        with common.forced_form(1) as seen:
+            got = norm.group_norm_vjp(*args, groups=groups, eps=1e-3)
+        assert seen == [2]
+        assert len(got) == len(expected) == (3 if affine else 1)
+        for g, e in zip(got, expected, strict=True):
+            assert g.shape == e.shape and g.dtype == e.dtype
+            scale = np.max(np.abs(e.astype(np.float64)))
+            assert np.max(np.abs((g - e).astype(np.float64))) <= 1e-13 * scale

@@ -16,8 +16,8 @@ from typing import Any, ClassVar
 
 from conformance.adapters import vision_libs
 from conformance.adapters.pytorch import TorchCPU
-from conformance.adapters.torch_cuda import OnCUDA
-from conformance.adapters.torch_norm import se_conv_params
+from conformance.adapters.torch_cuda import OnCUDA, without_cpu_kernels
+from conformance.adapters.torch_norm import LAYER_NORM_XFAILS, se_conv_params
 
 
 def _timm_se(x, w1, b1, w2, b2):
@@ -39,7 +39,7 @@ class TimmCPU(TorchCPU):
     requires: ClassVar[tuple[str, ...]] = ("torch", "timm")
     # timm's SwinTransformerBlock rolls, then pads (conformance/adapters/vision_libs.py)
     variants: ClassVar[dict[str, Any]] = {**vision_libs.TIMM_VARIANTS}
-    xfails: ClassVar[dict[str, str]] = {}
+    xfails: ClassVar[dict[str, str]] = {**LAYER_NORM_XFAILS}  # timm's blocks use nn.LayerNorm
 
     def describe(self) -> dict[str, Any]:
         import timm
@@ -52,3 +52,4 @@ class TimmCUDA(OnCUDA, TimmCPU):
     """timm's blocks on a CUDA device, TF32 off (the torch-cuda configuration's switches)."""
 
     name = "timm-cuda"
+    xfails: ClassVar[dict[str, str]] = without_cpu_kernels(TimmCPU.xfails)

@@ -208,8 +208,40 @@ def squeeze_excitation(x, w1, b1, w2, b2):
     return _call(module, se_conv_params(w1, b1, w2, b2), x)
 
 
+# torch's CPU LayerNorm backward (layer_norm_kernel.cpp) keeps dγ and dβ in a per-thread buffer
+# of the input's dtype and adds each row to it in float32, storing back to the dtype: in float16
+# and bfloat16 the sum over rows rounds once per row. With one thread torch's dβ matched that
+# row-by-row sum bit for bit (100 of 100 cases of 34 rows); mean error over 34 rows of N(0, 1)
+# 0.055 in bfloat16 and 0.0075 in float16 where a float32 accumulator's is 0.013 and 0.0018.
+# Every gradient check of a torch-based LayerNorm (nn.LayerNorm, timm's and HF's blocks) has it;
+# it shows where the rows are many: thorough seed 8, vit_vjp bfloat16 (the final LayerNorm's dβ
+# over 34 rows, margin 1.48, torch, timm and HF alike) and encoder_vjp / decoder_vjp float16
+# (the last LayerNorm's dβ, margin 1.03).
+_LAYER_NORM_LOW_SUMS = Intermittent(
+    "torch's CPU LayerNorm backward sums dγ and dβ over rows in a float16/bfloat16 buffer, one "
+    "rounding per row (matched bit for bit): over 34 rows 4x the error of a float32 "
+    "accumulator, growing with the rows; intermittent (torch 2.14.1)"
+)
+LAYER_NORM_XFAILS = {
+    f"{check}/{dtype}": _LAYER_NORM_LOW_SUMS
+    for check in (
+        "norm/layer_norm_vjp",
+        "transformer/encoder_vjp",
+        "transformer/pre_ln_vjp",
+        "transformer/decoder_vjp",
+        "transformer/pre_ln_decoder_vjp",
+        "vit/vit_block_vjp",
+        "vit/vit_vjp",
+        "swin/swin_block_vjp",
+        "swin/patch_merging_vjp",
+    )
+    for dtype in ("float16", "bfloat16")
+}
+
+
 # Known deviations observed with torch 2.14.1 (CPU); the checks still run and show as xfail.
 XFAILS = {
+    **LAYER_NORM_XFAILS,
     "activation/gelu_negative_tail*": Intermittent(
         "torch computes GELU as x/2 (1 + erf(x/√2)), which "
         "cancels for x << 0: relative error 2e-6 at x = -7 in float64, 17% at x = -5 in float32, "
