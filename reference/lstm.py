@@ -98,9 +98,13 @@ def _forward(x, h0, c0, W, b, reverse, lengths=None, peepholes=None, save=True):
     c = np.zeros((B, H), dtype=x.dtype) if c0 is None else c0
     hs = np.zeros((B, t_len, H), dtype=x.dtype)
     saved = []
+    # W [h_{t-1}; x_t] = W_h h_{t-1} + W_x x_t, and W_x x_t has no recurrence in it: one matmul for
+    # every step (as torch, ONNX runtimes and cuDNN run it), W_h^T copied row-major once (BLAS's
+    # plain kernel, faster per step than the transposed view's).
+    xw = mm(x, T(W[:, H:]))  # (B, T, 4H)
+    W_hT = np.ascontiguousarray(T(W[:, :H]))  # (H, 4H)
     for t in steps(t_len, reverse):
-        hx = np.concatenate([h, x[:, t]], axis=1)  # [h_{t-1}; x_t] (B, H + D)
-        a = store(mm(hx, T(W)) + b)  # (B, 4H) pre-activations (the matmul's result in memory)
+        a = store(mm(h, W_hT) + xw[:, t] + b)  # (B, 4H) pre-activations (in memory)
         a_i, a_f, a_o = a[:, 0:H], a[:, H : 2 * H], a[:, 2 * H : 3 * H]
         if peepholes is not None:  # input and forget gates look at c_{t-1}
             a_i = a_i + peepholes[0:H] * c
@@ -115,6 +119,7 @@ def _forward(x, h0, c0, W, b, reverse, lengths=None, peepholes=None, save=True):
         o = store(sigmoid(a_o))
         h_new = store(o * np.tanh(c_new))  # the hidden state, carried
         if save:
+            hx = np.concatenate([h, x[:, t]], axis=1)  # [h_{t-1}; x_t] (B, H + D): for dW
             saved.append((t, hx, i, f, o, g, c_prev, c_new))
         hs[:, t] = masked(mask, t, h_new, hs[:, t])  # zero at a padded step
         h, c = masked(mask, t, h_new, h), masked(mask, t, c_new, c_prev)  # padded: kept
