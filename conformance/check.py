@@ -252,7 +252,7 @@ class Check:
             models += self.models(fn, args, full, unperturbed=False)
         for i, (y, t) in enumerate(zip(actual, truth, strict=True)):
             name = label if len(actual) == 1 else f"{label} output {i}"
-            self._judge(
+            self._record(
                 name,
                 y,
                 t,
@@ -283,7 +283,7 @@ class Check:
         where the baseline does not settle the case (see _settled): for expensive models."""
         self._note(label)
         if not callable(lhs_models):
-            self._record(label, lhs, rhs, self.allowed(_residual(lhs_models, rhs_models)), None)
+            self._record(label, lhs, rhs, self.allowed(_residual(lhs_models, rhs_models)))
             return
         self.lazy = True
         try:
@@ -292,7 +292,7 @@ class Check:
             self.lazy = False
         if not self._settled([(tolerance.error(lhs, rhs), allowed)]):
             allowed = self.allowed(_residual(*lhs_models()))
-        self._record(label, lhs, rhs, allowed, None)
+        self._record(label, lhs, rhs, allowed)
 
     def allowed(self, model_error: float) -> float:
         """The allowed error for a model error of this check (its floor in TF32 units once a
@@ -318,12 +318,11 @@ class Check:
         """Arrays as the adapter sees them (rounded to the dtype), back in float64."""
         return tuple(tolerance.cast(tolerance.cast(a, self.dtype), np.float64) for a in arrays)
 
-    def _judge(self, name, actual, truth, allowed, diagnose) -> None:
-        err = tolerance.error(actual, truth)
-        self._record(name, actual, truth, allowed, diagnose(allowed) if err > allowed else None)
-
-    def _record(self, name, actual, expected, allowed, diagnosis) -> None:
+    def _record(self, name, actual, expected, allowed, diagnose=None) -> None:
+        """Judge one output, note it in the check's worst case, raise CheckFailed if it fails
+        (with diagnose(allowed)'s words: a variant it matches, or "imprecise")."""
         err = tolerance.error(actual, expected)
+        diagnosis = diagnose(allowed) if diagnose is not None and err > allowed else None
         max_abs = tolerance.max_abs_error(actual, expected)
         self.worst.update(err, allowed, max_abs, diagnosis)
         if err <= allowed:
