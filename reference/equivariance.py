@@ -137,7 +137,11 @@ def global_avg_pool(x) -> np.ndarray:
     """GAP: the mean of each channel over H x W: (B, C)."""
     if x.ndim != 4:
         raise ValueError(f"global_avg_pool: x must be (B, C, H, W), got shape {x.shape}")
-    return x.mean(axis=(2, 3)).astype(x.dtype)
+    b, c, h, w = x.shape
+    # Σ in the orders kernels add (kernel_sum): onnxruntime's float32 GlobalAveragePool of 77
+    # values was 1.06x the bound of pairwise-only models (thorough profile, seed 9)
+    total = kernel_sum(x.reshape(b, c, h * w), axis=-1)[..., 0]  # (B, C)
+    return (total / x.dtype.type(h * w)).astype(x.dtype)
 
 
 def global_avg_pool_vjp(dout, x):

@@ -41,7 +41,9 @@ from conformance.adapters.base import Intermittent, Unsupported
 # keeping the sum in float32 is within 0.1%. The absolute error stays below ulp(1)/2, so sums
 # and means of ordinary losses pass; per-token losses near 0 fail, and so does the mean loss of
 # a few confident tokens (thorough profile, seed 7: lm_loss over 2 tokens of a 2-word vocabulary,
-# loss 0.088, 4.2e-4 off in float16: margin 1.22; bfloat16 1.25): intermittent there.
+# loss 0.088, 4.2e-4 off in float16: margin 1.22; bfloat16 1.25): intermittent there, and in
+# cross_entropy_values wherever every drawn token is confident (seed 9: one token of a 2-word
+# vocabulary, logits scaled by 3, loss ~0.017: float16 margin 5.6, bfloat16 2.5).
 _HALF_LOG_SOFTMAX = (
     "torch's CPU log_softmax of float16/bfloat16 logits rounds Σ exp to the dtype before the "
     "log: a confident token's cross-entropy (~1e-3) is off by up to 100% (bfloat16 gives -0.0; "
@@ -53,7 +55,8 @@ XFAILS = {
         for dtype in ("float16", "bfloat16")
     },
     **{
-        f"language/lm_loss_values/{dtype}": Intermittent(_HALF_LOG_SOFTMAX)
+        f"language/{check}/{dtype}": Intermittent(_HALF_LOG_SOFTMAX)
+        for check in ("lm_loss_values", "cross_entropy_values")
         for dtype in ("float16", "bfloat16")
     },
     # Observed (thorough profile, seed 8: rnn_lm_vjp, 1 step, hidden 1, dW_d margin 1.1,
