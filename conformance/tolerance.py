@@ -231,6 +231,16 @@ def rel_error(actual: np.ndarray, expected: np.ndarray) -> float:
     return float(diff / norm) if norm > 0 else float(diff)
 
 
+def overflows(exact: np.ndarray, dtype: str) -> bool:
+    """Whether a finite exact value rounds to ±inf in dtype (beyond its largest finite value)."""
+    e = np.asarray(exact)
+    if not is_float(e):
+        return False
+    with np.errstate(over="ignore"):
+        rounded = cast(e, DTYPES[dtype])
+    return bool(np.any(np.isinf(rounded) & np.isfinite(e)))
+
+
 def nonfinite_mismatch(actual: np.ndarray, expected: np.ndarray) -> int:
     """Positions where actual is not finite but expected is, or expected is NaN (a declared
     NaN output) but actual is not."""

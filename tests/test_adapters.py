@@ -10,7 +10,7 @@ from hypothesis.errors import Unsatisfiable
 from conformance.adapters import AdapterLoadError, load
 from conformance.adapters.base import refused_options
 from conformance.adapters.numpy_reference import NumpyReference
-from conformance.check import REFUSALS_BEFORE_NOT_COVERED, Check
+from conformance.check import REFUSALS_BEFORE_NOT_COVERED, Check, CheckFailed
 from conformance.plugin import _with_refusals
 
 F = "tests/faults/adapters.py"
@@ -143,3 +143,35 @@ def test_every_example_refused_before_hypothesis_gave_up_is_not_covered():
         "pass",
         "judged on the inputs it accepts; 3 refused (reference refuses 'softmax': odd)",
     )
+
+
+def test_an_exact_output_beyond_the_dtypes_range_drops_the_input():
+    # A 1x1 convolution of 300 by 300 is 90000: the inputs are float16 numbers, the exact output
+    # is beyond float16's 65504, so there is no float16 answer to judge and the example is
+    # rejected and counted; within range the same wrong adapter is judged and fails.
+    import numpy as np
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    class Wrong(NumpyReference):
+        name = "wrong"
+
+        def conv2d(self, x, weight, bias, **options):
+            with np.errstate(over="ignore"):  # float16 arithmetic overflows, as it should
+                return NumpyReference().conv2d(x, weight, bias, **options) + np.float16(1)
+
+    def args(value):
+        return np.full((1, 1, 2, 2), value), np.full((1, 1, 1, 1), 300.0), np.zeros(1)
+
+    check = Check(Wrong(), "float16")
+
+    @settings(max_examples=3, database=None)
+    @given(st.just(300.0))
+    def beyond(value):
+        check.compare("conv2d", *args(value))
+
+    with pytest.raises(Unsatisfiable):
+        beyond()
+    assert list(check.refusals) == ["float16 cannot hold the exact output of 'conv2d'"]
+    with pytest.raises(CheckFailed, match="conv2d"):
+        check.compare("conv2d", *args(0.5))
