@@ -175,3 +175,24 @@ def test_an_exact_output_beyond_the_dtypes_range_drops_the_input():
     assert list(check.refusals) == ["float16 cannot hold the exact output of 'conv2d'"]
     with pytest.raises(CheckFailed, match="conv2d"):
         check.compare("conv2d", *args(0.5))
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_the_adapter_gets_c_contiguous_inputs_whatever_the_tests_layout(dtype):
+    # A library may pick another kernel for a strided tensor (torch's bfloat16 encoder layer:
+    # 0.023 apart); the suite hands every float input over C-contiguous.
+    import numpy as np
+
+    seen = []
+
+    class Records(NumpyReference):
+        name = "records"
+
+        def softmax(self, x, axis=-1):
+            seen.append(x.flags["C_CONTIGUOUS"])
+            return NumpyReference().softmax(x, axis=axis)
+
+    x = np.arange(24.0).reshape(2, 3, 4)[:, [2, 0, 1], :].transpose(0, 2, 1) / 10
+    assert not x.flags["C_CONTIGUOUS"]
+    Check(Records(), dtype).compare("softmax", x)
+    assert seen == [True]
