@@ -372,11 +372,17 @@ def _layer_norm_backward_from_sums(dy, x, gamma, mean, inv, axes, leading) -> tu
     ds = (dxhat * x).sum(axis=axes, keepdims=True)
     db = dxhat.sum(axis=axes, keepdims=True)
     per_n = x.dtype.type(1 / np.prod([x.shape[a] for a in axes], dtype=np.int64))
-    b = (db * mean - ds) * inv * inv * inv * per_n
-    c = -b * mean - db * inv * per_n
+    b, c = _coefficients_from_sums(ds, db, mean, inv, per_n)
     dx = inv * dxhat + b * x + c
     dgamma = (dy * (inv * x - inv * mean)).sum(axis=leading)
     return dx.astype(x.dtype), dgamma.astype(dy.dtype), dy.sum(axis=leading).astype(dy.dtype)
+
+
+def _coefficients_from_sums(s, b, mean, inv, per_n) -> tuple[np.ndarray, np.ndarray]:
+    """(b, c) of dx = rstd γ dy + b x + c, from S = Σ γ dy x and B = Σ γ dy over the n values
+    normalized together: b = (B μ - S) rstd³ / n, c = -b μ - B rstd / n."""
+    coef = (b * mean - s) * inv * inv * inv * per_n
+    return coef, -coef * mean - b * inv * per_n
 
 
 def layer_norm_vjp(dy, x, gamma, beta, eps: float = 1e-5) -> tuple[np.ndarray, ...]:
@@ -441,8 +447,7 @@ def _group_norm_vjp_from_sums(dy, x, gamma, groups: int, eps: float) -> tuple:
     s = (ds * g).sum(axis=2, keepdims=True)  # (N, G, 1)
     b = (db * g).sum(axis=2, keepdims=True)
     per_m = dy.dtype.type(1 / (c // groups * np.prod(x.shape[2:], dtype=np.int64)))
-    c2 = (b * mean - s) * inv * inv * inv * per_m
-    c3 = -c2 * mean - b * inv * per_m
+    c2, c3 = _coefficients_from_sums(s, b, mean, inv, per_m)
 
     def per_channel(v: np.ndarray) -> np.ndarray:  # (N, G, 1 or C/G) -> (N, C, 1, ..., 1)
         return np.broadcast_to(v, grouped).reshape(n, c, *(1,) * (x.ndim - 2))

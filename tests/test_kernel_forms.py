@@ -173,3 +173,22 @@ def test_group_norm_backward_from_sums_is_exact(affine):
             assert g.shape == e.shape and g.dtype == e.dtype
             scale = np.max(np.abs(e.astype(np.float64)))
             assert np.max(np.abs((g - e).astype(np.float64))) <= 1e-13 * scale
+
+
+def test_layer_norm_backward_from_sums_is_exact():
+    # torch's LayerNorm backward (dx = rstd γ dy + b x + c from the row sums) is exact too.
+    rng = np.random.default_rng(6)
+    for shape, normalized in (((2, 3, 4), 1), ((5, 6), 1), ((2, 3, 4), 2)):
+        x = np.asarray(rng.standard_normal(shape) * 2 + 7, dtype=WIDE)
+        dy = np.asarray(rng.standard_normal(shape), dtype=WIDE)
+        gamma, beta = (
+            np.asarray(rng.standard_normal(shape[-normalized:]), dtype=WIDE) for _ in range(2)
+        )
+        expected = norm.layer_norm_vjp(dy, x, gamma, beta, eps=1e-3)
+        with common.forced_form(1) as seen:
+            got = norm.layer_norm_vjp(dy, x, gamma, beta, eps=1e-3)
+        assert seen == [2]
+        for g, e in zip(got, expected, strict=True):
+            assert g.shape == e.shape and g.dtype == e.dtype
+            scale = np.max(np.abs(e.astype(np.float64)))
+            assert np.max(np.abs((g - e).astype(np.float64))) <= 1e-13 * scale
