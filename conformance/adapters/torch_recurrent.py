@@ -62,7 +62,22 @@ _ONEDNN = Intermittent(
     "honest-kernel bound (bias gradient margin up to 1.6; torch's native kernel stays below 0.6 "
     "on the same inputs; torch 2.14.1)"
 )
-XFAILS: dict[str, str] = {"lstm/vjp/float32": _ONEDNN, "lstm/reverse_vjp/float32": _ONEDNN}
+# Observed (thorough profile, seed 6: clip_values float16, two gradients of ~1e-5, ratio 0.1,
+# returned unclipped, error 9.85): clip_grad_norm_ computes max_norm / (total_norm + 1e-6) with
+# a Python float over a float16 tensor, which torch evaluates as reciprocal(d) * max_norm; 1/d
+# overflows float16 for d < 1/65504 ≈ 1.5e-5, the coefficient is inf, clamps to 1, and nothing is
+# clipped. clip_bounds_norm fails with it; the direction and idempotence checks still hold.
+_CLIP_F16 = Intermittent(
+    "torch's clip_grad_norm_ evaluates max_norm / (total_norm + 1e-6) as reciprocal(d) * max_norm "
+    "in float16: for a total norm below ~1.5e-5, 1/d overflows, the coefficient clamps to 1 and "
+    "the gradients are returned unclipped (torch 2.14.1)"
+)
+XFAILS: dict[str, str] = {
+    "lstm/vjp/float32": _ONEDNN,
+    "lstm/reverse_vjp/float32": _ONEDNN,
+    "rnn/clip_values/float16": _CLIP_F16,
+    "rnn/clip_bounds_norm/float16": _CLIP_F16,
+}
 
 # Observed and allowed for, not a deviation: torch's GRU cell computes h' = (h - n) * z + n,
 # which with z = 1 (saturated update gate) is h only up to one rounding per step (h_T drifts
