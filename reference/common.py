@@ -182,11 +182,25 @@ def kernel_form(*forms: str) -> str:
     return forms[(seed + 1) % len(forms)]
 
 
+SUM_ORDERS = (
+    "pairwise",
+    "sequential",
+    "lanes of 32 bytes",
+    "lanes of 64 bytes",
+    "lanes of 32 bytes, halved",
+    "lanes of 64 bytes, halved",
+)
+
+
 def kernel_sum(e: np.ndarray, axis: int) -> np.ndarray:
     """Σ e along axis (keepdims) in the order a kernel adds: NumPy's sum (the reference's: pairwise
     along a contiguous axis), left to right, or in W vector lanes (element i into lane i mod W,
     each lane left to right, then the lanes in order: torch's CPU reductions,
-    vec::map_reduce_all, with W = 32 bytes (AVX2) or 64 bytes (AVX-512) of the dtype). Under the
+    vec::map_reduce_all, with W = 32 bytes (AVX2) or 64 bytes (AVX-512) of the dtype; or the
+    lanes halved, lane i + lane i + W/2 down to one, as a SIMD horizontal add does: Eigen's
+    predux, onnxruntime's SoftmaxCrossEntropyLoss, whose float64 confident-token losses matched
+    that order on 196 of 200 rows of 4 logits, the in-order lanes on 146, and were 1.27x the
+    bound of models without it (thorough profile, seed 5)). Under the
     tolerance models the order is a kernel_form: where the sum is 1 + δ with δ small (a
     confident row: the max's term is exactly 1) each order rounds 1 + δ its own way, log(1 + δ)
     ~ δ carries that rounding over δ, and perturbing the inputs cannot move it (z = 0 at the max
@@ -197,7 +211,7 @@ def kernel_sum(e: np.ndarray, axis: int) -> np.ndarray:
     (conv2d's bias gradient: torch 2.14's nn.Conv2d adds every image's positions left to right,
     5.2 float32 eps off a sum of 16 terms 8x smaller than their magnitudes, where the pairwise
     models were within 1.2: thorough profile, margin 1.31)."""
-    order = kernel_form("pairwise", "sequential", "lanes of 32 bytes", "lanes of 64 bytes")
+    order = kernel_form(*SUM_ORDERS)
     if order == "pairwise":
         return e.sum(axis=axis, keepdims=True)
     e = np.moveaxis(e, axis, -1)
@@ -206,8 +220,12 @@ def kernel_sum(e: np.ndarray, axis: int) -> np.ndarray:
     pad = np.zeros((*e.shape[:-1], -e.shape[-1] % width), dtype=e.dtype)  # x + 0 = x exactly
     blocks = np.concatenate([e, pad], axis=-1).reshape(*e.shape[:-1], -1, width)
     lanes = np.cumsum(blocks, axis=-2)[..., -1, :]  # each lane left to right
-    total = np.cumsum(lanes, axis=-1)[..., -1:]  # then the lanes in order
-    return np.moveaxis(total, -1, axis)
+    if not order.endswith("halved"):
+        return np.moveaxis(np.cumsum(lanes, axis=-1)[..., -1:], -1, axis)  # the lanes in order
+    while lanes.shape[-1] > 1:  # a horizontal add: lane i + lane i + W/2, halving to one
+        half = lanes.shape[-1] // 2
+        lanes = lanes[..., :half] + lanes[..., half:]
+    return np.moveaxis(lanes, -1, axis)
 
 
 @contextmanager

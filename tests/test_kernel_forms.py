@@ -21,7 +21,7 @@ SDPA_FORMS = (
     "saved alpha, rowsum(dalpha*alpha)",
     "exp(s - L), rowsum(dO*O)",
 )
-SUM_ORDERS = ("pairwise", "sequential", "lanes of 32 bytes", "lanes of 64 bytes")
+SUM_ORDERS = common.SUM_ORDERS
 
 
 def _forced(monkeypatch, module, form: str) -> None:
@@ -88,6 +88,15 @@ def test_lane_sums_add_in_the_documented_order(monkeypatch):
     assert total[0, 0] == expected
     _forced(monkeypatch, common, "sequential")
     assert common.kernel_sum(e[None, :], axis=-1)[0, 0] == np.float64(1.0)  # each 2^-53 lost
+
+
+def test_halved_lanes_add_like_a_horizontal_add(monkeypatch):
+    # 4 float64 lanes (32 bytes), halved: (e0 + e2) + (e1 + e3); in order ((e0 + e1) + e2) + e3.
+    e = np.asarray([[1.0, 2.0**-53, 2.0**-53, 2.0**-53]], dtype=np.float64)
+    _forced(monkeypatch, common, "lanes of 32 bytes, halved")
+    assert common.kernel_sum(e, axis=-1)[0, 0] == 1.0 + 2.0**-52  # 1 + 2^-53 ties back to 1
+    _forced(monkeypatch, common, "lanes of 32 bytes")
+    assert common.kernel_sum(e, axis=-1)[0, 0] == 1.0
 
 
 @pytest.mark.parametrize("n_forms", [1, 2, 3, 4])
