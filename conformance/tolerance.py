@@ -243,7 +243,7 @@ def overflows(exact: np.ndarray, dtype: str) -> bool:
     if not is_float(e):
         return False
     with np.errstate(over="ignore"):
-        rounded = cast(e, DTYPES[dtype])
+        rounded = cast(e, dtype)
     return bool(np.any(np.isinf(rounded) & np.isfinite(e)))
 
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 
 from conformance.adapters import AdapterLoadError, load
@@ -149,10 +152,6 @@ def test_an_exact_output_beyond_the_dtypes_range_drops_the_input():
     # A 1x1 convolution of 300 by 300 is 90000: the inputs are float16 numbers, the exact output
     # is beyond float16's 65504, so there is no float16 answer to judge and the example is
     # rejected and counted; within range the same wrong adapter is judged and fails.
-    import numpy as np
-    from hypothesis import given, settings
-    from hypothesis import strategies as st
-
     class Wrong(NumpyReference):
         name = "wrong"
 
@@ -181,8 +180,6 @@ def test_an_exact_output_beyond_the_dtypes_range_drops_the_input():
 def test_the_adapter_gets_c_contiguous_inputs_whatever_the_tests_layout(dtype):
     # A library may pick another kernel for a strided tensor (torch's bfloat16 encoder layer:
     # 0.023 apart); the suite hands every float input over C-contiguous.
-    import numpy as np
-
     seen = []
 
     class Records(NumpyReference):

@@ -163,6 +163,15 @@ def test_conv2d_bias_gradient_sums_in_every_kernel_order():
     assert [m[2][0] for m in models].count(left_to_right) >= 1
 
 
+def _assert_exact(got: tuple, expected: tuple) -> None:
+    """Each form's gradients equal the reference's in wide arithmetic (to 1e-13, the cancelling
+    sums' rounding in WIDE)."""
+    for g, e in zip(got, expected, strict=True):
+        assert g.shape == e.shape and g.dtype == e.dtype
+        scale = np.max(np.abs(e.astype(np.float64)))
+        assert np.max(np.abs((g - e).astype(np.float64))) <= 1e-13 * scale
+
+
 @pytest.mark.parametrize("affine", [True, False])
 def test_group_norm_backward_from_sums_is_exact(affine):
     # torch's GroupNorm backward (Σ dy x and Σ dy per channel) equals the x̂ form exactly: the
@@ -178,10 +187,7 @@ def test_group_norm_backward_from_sums_is_exact(affine):
             got = norm.group_norm_vjp(*args, groups=groups, eps=1e-3)
         assert seen == [2]
         assert len(got) == len(expected) == (3 if affine else 1)
-        for g, e in zip(got, expected, strict=True):
-            assert g.shape == e.shape and g.dtype == e.dtype
-            scale = np.max(np.abs(e.astype(np.float64)))
-            assert np.max(np.abs((g - e).astype(np.float64))) <= 1e-13 * scale
+        _assert_exact(got, expected)
 
 
 def test_layer_norm_backward_from_sums_is_exact():
@@ -197,7 +203,4 @@ def test_layer_norm_backward_from_sums_is_exact():
         with common.forced_form(1) as seen:
             got = norm.layer_norm_vjp(dy, x, gamma, beta, eps=1e-3)
         assert seen == [2]
-        for g, e in zip(got, expected, strict=True):
-            assert g.shape == e.shape and g.dtype == e.dtype
-            scale = np.max(np.abs(e.astype(np.float64)))
-            assert np.max(np.abs((g - e).astype(np.float64))) <= 1e-13 * scale
+        _assert_exact(got, expected)
