@@ -40,9 +40,14 @@ def _run(monkeypatch, eager: bool, relation: bool, wrong: float):
     """Per case: passed or failed; and the check's worst case and perturbed-model count."""
     if eager:
         monkeypatch.setattr(Check, "_settled", lambda self, cases: False)
-    calls = []
+    calls = []  # the usual draws (a failing case's escalated ones cost the same either way)
     real = tolerance.perturbed
-    monkeypatch.setattr(tolerance, "perturbed", lambda *a, **k: calls.append(1) or real(*a, **k))
+
+    def perturbed(fn, args, kwargs, dtype, seed):
+        calls.append(seed < tolerance.PERTURBED)
+        return real(fn, args, kwargs, dtype, seed)
+
+    monkeypatch.setattr(tolerance, "perturbed", perturbed)
     xs, scales = _cases(wrong)
     check = Check(Noisy(scales), "float32")
     verdicts = []
@@ -62,7 +67,7 @@ def _run(monkeypatch, eager: bool, relation: bool, wrong: float):
             verdicts.append("pass")
         except CheckFailed:
             verdicts.append("fail")
-    return verdicts, vars(check.worst), len(calls)
+    return verdicts, vars(check.worst), sum(calls)
 
 
 @pytest.mark.parametrize("relation", [False, True], ids=["compare", "relation"])
@@ -93,3 +98,57 @@ def test_settled_only_where_the_models_cannot_matter(worst, case, settled):
     check.worst.margin = worst
     assert check._settled([case]) is settled
     assert check._settled([(0.0, 1.0), case]) is settled  # every output must be settled
+
+
+class Scaled(NumpyReference):
+    """The reference softmax times (1 + error): a norm-wise relative error of exactly `error`."""
+
+    name = "scaled"
+
+    def __init__(self, error: float) -> None:
+        self.error = error
+
+    def softmax(self, x, axis=-1):
+        return (softmax.softmax(x, axis=axis) * (1 + self.error)).astype(x.dtype)
+
+
+@pytest.mark.parametrize("relation", [False, True], ids=["compare", "relation"])
+@pytest.mark.parametrize(
+    ("ulps", "verdict", "draws"),
+    [
+        (1, "pass", tolerance.PERTURBED),  # within the usual draws' bound: no more drawn
+        (15, "pass", tolerance.ESCALATED),  # past the usual draws' bound, within the escalated
+        (100, "fail", tolerance.ESCALATED),  # past every bound
+    ],
+)
+def test_escalates_only_a_failing_case(monkeypatch, relation, ulps, verdict, draws):
+    # Perturbed draws 0-5 model an error of 2 ulps (allowed K * 2 = 6), the later ones of
+    # 10 (allowed 30): only a case failing the first six is judged against the rest.
+    eps = tolerance.eps("float32")
+    drawn = []
+
+    def perturbed(fn, args, kwargs, dtype, seed):
+        drawn.append(seed)
+        (y,) = tolerance.truth(fn, args, kwargs)
+        return (y * (1 + (2 if seed < tolerance.PERTURBED else 10) * eps),)
+
+    monkeypatch.setattr(tolerance, "perturbed", perturbed)
+    check = Check(Scaled(ulps * eps), "float32")
+    x = np.random.default_rng(3).standard_normal((3, 5))
+    try:
+        if relation:
+            (y,) = check.run("softmax", x)
+            ones = np.ones(3)
+            check.relation(
+                "row sums",
+                y.sum(axis=-1),
+                ones,
+                lambda: (check.baseline("softmax", x).sum(axis=-1), ones),
+            )
+        else:
+            check.compare("softmax", x)
+        result = "pass"
+    except CheckFailed:
+        result = "fail"
+    assert result == verdict
+    assert max(drawn) == draws - 1
