@@ -115,8 +115,12 @@ _NUMPY_MEAN_LOW = Intermittent(
     "onnx.reference evaluates GlobalAveragePool with NumPy in the input dtype: in bfloat16 the "
     "mean accumulates in bfloat16 (seen with the dev profile on a 3 x 12 image: error 0.057 "
     "vs allowed 0.031, diagnosed imprecise: within the error of a kernel that accumulates in "
-    "bfloat16; onnx 1.23.2)"
+    "bfloat16; onnx 1.23.2), and a shifted image's positions, added in another order, round "
+    "another way "
+    "(thorough profile, seed 0: GAP(T x) vs GAP(x) on a 12 x 8 image shifted by (7, 5), "
+    "0.032 vs allowed 0.031)"
 )
 REFERENCE_XFAILS: dict[str, str] = {
     "equivariance/global_avg_pool_values/*float16": _NUMPY_MEAN_LOW,
+    "equivariance/gap_translation_invariance/bfloat16": _NUMPY_MEAN_LOW,
 }
