@@ -115,6 +115,7 @@ class Check:
         # PERTURBED; () for the baseline alone (relation's first evaluation); ESCALATED draws
         # for a case that fails under the usual ones (see _escalated).
         self.draws: range | tuple | None = None
+        self.escalated = 0  # outputs judged under tolerance.ESCALATED draws (for the record)
         self.accepted = 0  # adapter calls that returned (an input it did not refuse)
         self.refusals: Counter[str] = Counter()  # refused examples by reason (see _refused)
 
@@ -218,6 +219,17 @@ class Check:
         n = sum(self.refusals.values())
         return f"judged on the inputs it accepts; {n} refused ({reason})"
 
+    def escalation_note(self) -> str | None:
+        """For the record: how many examples were judged under the escalated draws (their
+        error past the usual draws' bound), so a report shows a check that passes only there."""
+        if not self.escalated:
+            return None
+        n = self.escalated
+        return (
+            f"{n} example{'s' * (n > 1)} past the bound of {tolerance.PERTURBED} Monte Carlo "
+            f"draws judged under {tolerance.ESCALATED}"
+        )
+
     def _validate(self, what: str, out: Any, expected: tuple, gradients: bool):
         """Protocol: a gradient is a tuple with one array per float input; a forward op returns
         an array, or a tuple where it has several outputs."""
@@ -262,6 +274,7 @@ class Check:
         if not self._settled(self._cases(models, actual, truth)):
             models += self.models(fn, args, full, unperturbed=False)
             if not _passes(self._cases(models, actual, truth)):
+                self.escalated += 1
                 more = range(tolerance.PERTURBED, tolerance.ESCALATED)
                 models += self.models(
                     fn, args, full, unperturbed=False, draws=more, with_forms=False
@@ -315,6 +328,7 @@ class Check:
         if not self._settled([(error, allowed)]):
             allowed = self.allowed(_residual(*lhs_models()))
         if not _passes([(error, allowed)]):
+            self.escalated += 1
             with self._drawing(range(tolerance.ESCALATED)):
                 allowed = self.allowed(_residual(*lhs_models()))
         self._record(label, lhs, rhs, allowed)

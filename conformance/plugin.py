@@ -453,7 +453,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
         return
     if report.when == "call" or (report.when == "setup" and not report.passed):
         status, message = _status(report, call, item.stash.get(INTERMITTENT_KEY, False))
-        status, message = _with_refusals(check, status, message, report, call)
+        status, message = _with_notes(check, status, message, report, call)
         if status == "error" and report.skipped:  # a CallTimeout travels as a skip: undo that
             report.outcome = "failed"
             report.longrepr = message
@@ -464,19 +464,19 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
             os._exit(OUT_OF_MEMORY_EXIT)
 
 
-def _with_refusals(check: Check, status, message, report, call) -> tuple[str, str | None]:
-    """Examples the adapter refused (Check._refused): a judged check says so in its message; one
-    whose every example was refused before Hypothesis gave up is not covered, like a refusal
-    of the first REFUSALS_BEFORE_NOT_COVERED."""
-    note = check.refusal_note()
-    if note is None:
-        return status, message
+def _with_notes(check: Check, status, message, report, call) -> tuple[str, str | None]:
+    """Examples the adapter refused (Check._refused) and examples judged under the escalated
+    draws (Check.escalation_note): a judged check says so in its message; one whose every
+    example was refused before Hypothesis gave up is not covered, like a refusal of the first
+    REFUSALS_BEFORE_NOT_COVERED."""
+    refusals = check.refusal_note()
     exc = call.excinfo.value if call.excinfo else None
-    if isinstance(exc, Unsatisfiable):
+    if refusals is not None and isinstance(exc, Unsatisfiable):
         reason = check.refusals.most_common(1)[0][0]
         report.outcome, report.longrepr = "skipped", (report.location[0], 0, reason)
         return "not_covered", reason
-    if status in ("pass", "fail"):
+    note = "; ".join(n for n in (refusals, check.escalation_note()) if n)
+    if note and status in ("pass", "fail"):
         return status, f"{message}; {note}" if message else note
     return status, message
 

@@ -14,7 +14,7 @@ from conformance.adapters import AdapterLoadError, load
 from conformance.adapters.base import refused_options
 from conformance.adapters.numpy_reference import NumpyReference
 from conformance.check import REFUSALS_BEFORE_NOT_COVERED, Check, CheckFailed
-from conformance.plugin import _with_refusals
+from conformance.plugin import _with_notes
 
 F = "tests/faults/adapters.py"
 
@@ -138,10 +138,10 @@ def test_every_example_refused_before_hypothesis_gave_up_is_not_covered():
     check.refusals["reference refuses 'softmax': odd"] += 3
     report = SimpleNamespace(outcome="failed", longrepr="...", location=("t.py", 1, "t"))
     call = SimpleNamespace(excinfo=SimpleNamespace(value=Unsatisfiable("no valid example")))
-    status, message = _with_refusals(check, "error", "raised Unsatisfiable", report, call)
+    status, message = _with_notes(check, "error", "raised Unsatisfiable", report, call)
     assert (status, message) == ("not_covered", "reference refuses 'softmax': odd")
     assert report.outcome == "skipped"
-    judged = _with_refusals(check, "pass", None, report, SimpleNamespace(excinfo=None))
+    judged = _with_notes(check, "pass", None, report, SimpleNamespace(excinfo=None))
     assert judged == (
         "pass",
         "judged on the inputs it accepts; 3 refused (reference refuses 'softmax': odd)",

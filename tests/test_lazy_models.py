@@ -152,3 +152,8 @@ def test_escalates_only_a_failing_case(monkeypatch, relation, ulps, verdict, dra
         result = "fail"
     assert result == verdict
     assert max(drawn) == draws - 1
+    # The record says when a check was judged under the escalated draws.
+    note = check.escalation_note()
+    escalated = draws == tolerance.ESCALATED
+    assert (note is not None) == escalated
+    assert not escalated or note.startswith(f"1 example past the bound of {tolerance.PERTURBED} ")
