@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from reports.robustness import intermittent_summary
+from reports.robustness import ESCALATED_COLUMNS, escalated_summary, intermittent_summary
 from reports.safe_text import shown
 from reports.summarize import (
     FAILURE_COLUMNS,
@@ -235,6 +235,18 @@ def robustness(data: Mapping[str, Any]) -> Markup:
             tag("h3", "Intermittent deviations"),
             tag("p", intermittent_summary(deviations)),
             table(["adapter", "check", "runs showing it", "runs not"], rows),
+        ]
+    escalated = rob.get("escalated") or []
+    if escalated:
+        rows = [
+            [e["adapter"], e["check_id"], td(e["status"], e["status"]), str(e["examples"]),
+             fmt_margin(e["margin"])]
+            for e in escalated
+        ]  # fmt: skip
+        parts += [
+            tag("h3", "Escalated Monte Carlo draws"),
+            tag("p", escalated_summary(escalated)),
+            table(list(ESCALATED_COLUMNS), rows),
         ]
     return section("robustness", "Robustness", *parts)
 

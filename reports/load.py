@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 import os
 import sys
 from collections.abc import Callable, Iterable
@@ -53,6 +54,16 @@ class Run:
             and self.manifest.get("finished") is not None
             and not self.manifest.get("interrupted", False)
         )
+
+
+def margin_of(record: dict[str, Any]) -> float | None:
+    """The record's margin when it is a usable number; writers store non-finite as null, but
+    a hand-edited or foreign file must not crash the report."""
+    value = record.get("margin")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) and value >= 0 else None
 
 
 def _major(schema: object, family: str) -> str | None:

@@ -9,7 +9,7 @@ from typing import Any
 
 from tabulate import tabulate
 
-from reports.robustness import intermittent_summary
+from reports.robustness import ESCALATED_COLUMNS, escalated_summary, intermittent_summary
 from reports.safe_text import shown
 from reports.summarize import (
     FAILURE_COLUMNS,
@@ -204,6 +204,21 @@ def robustness_section(data: dict[str, Any]) -> list[str]:
             intermittent_summary(deviations),
             "",
             table(["adapter", "check", "runs showing it", "runs not"], rows),
+            "",
+        ]
+    escalated = rob.get("escalated") or []
+    if escalated:
+        rows = [
+            [cell(e["adapter"]), cell(e["check_id"]), e["status"], str(e["examples"]),
+             fmt_margin(e["margin"])]
+            for e in escalated
+        ]  # fmt: skip
+        out += [
+            "### Escalated Monte Carlo draws",
+            "",
+            escalated_summary(escalated),
+            "",
+            table(list(ESCALATED_COLUMNS), rows),
             "",
         ]
     return out

@@ -1,5 +1,6 @@
 """The report's robustness section, as JSON-ready data: why checks errored, which runs did not
-finish, and whether the mutant zoo (deliberately wrong adapters) was caught."""
+finish, whether the mutant zoo (deliberately wrong adapters) was caught, which declared
+intermittent deviations showed, and which checks needed the escalated Monte Carlo draws."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from reports.load import Run
+from reports.load import Run, margin_of
 
 Record = dict[str, Any]
 
@@ -157,6 +158,49 @@ def intermittent_summary(rows: Sequence[dict[str, Any]]) -> str:
     )
 
 
+# How Check.escalation_note words the examples whose error passed the usual Monte Carlo draws'
+# bound and were judged under the escalated draws (conformance/tolerance.py ESCALATED).
+_ESCALATED = re.compile(
+    r"(\d+) examples? past the bound of \d+ Monte Carlo draws judged under (\d+)"
+)
+
+
+def escalated_checks(records: Iterable[Record]) -> list[dict[str, Any]]:
+    """Per record whose examples were judged under the escalated draws: an implementation near
+    the honest-kernel bound (a pass: the usual draws had landed low) or past it (a fail). Fails
+    first, then the closest to the bound."""
+    rows = []
+    for record in records:
+        found = _ESCALATED.search(str(record.get("message") or ""))
+        if found is None or record.get("status") not in ("pass", "fail"):
+            continue
+        rows.append(
+            {
+                "adapter": str(record.get("adapter")),
+                "check_id": str(record.get("check_id")),
+                "status": record["status"],
+                "examples": int(found[1]),
+                "draws": int(found[2]),
+                "margin": margin_of(record),
+            }
+        )
+    rows.sort(key=lambda r: (r["status"] != "fail", -(r["margin"] or 0.0), r["check_id"]))
+    return rows
+
+
+def escalated_summary(rows: Sequence[dict[str, Any]]) -> str:
+    """The sentence above the escalated-draws table, in both renderings."""
+    fails = sum(r["status"] == "fail" for r in rows)
+    draws = max(r["draws"] for r in rows)
+    return (
+        f"{len(rows)} check records had examples past the usual Monte Carlo draws' bound, "
+        f"judged again under {draws} draws: {len(rows) - fails} passed there, {fails} failed."
+    )
+
+
+ESCALATED_COLUMNS = ("adapter", "check", "status", "examples", "margin")
+
+
 def robustness(runs: Sequence[Run]) -> dict[str, Any]:
     records = [r for run in runs for r in run.records]
     return {
@@ -164,4 +208,5 @@ def robustness(runs: Sequence[Run]) -> dict[str, Any]:
         "incomplete_runs": incomplete_runs(runs),
         "mutant_zoo": mutant_zoo(records),
         "intermittent": intermittent_deviations(records),
+        "escalated": escalated_checks(records),
     }

@@ -6,14 +6,13 @@ disagree with each other.
 
 from __future__ import annotations
 
-import math
 import shlex
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from conformance.results import STATUSES
-from reports.load import Run
+from reports.load import Run, margin_of
 from reports.robustness import robustness
 
 Record = dict[str, Any]
@@ -66,16 +65,6 @@ FAILURE_COLUMNS = (
     "diagnosis",
     "repro",
 )
-
-
-def margin_of(record: Record) -> float | None:
-    """The record's margin when it is a usable number; writers store non-finite as null, but
-    a hand-edited or foreign file must not crash the report."""
-    value = record.get("margin")
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    value = float(value)
-    return value if math.isfinite(value) and value >= 0 else None
 
 
 def worst_margin(records: Iterable[Record]) -> float | None:
