@@ -13,8 +13,14 @@ import pytest
 
 from conformance import tolerance
 from conformance.adapters import load
-from conformance.adapters.base import Adapter, Unsupported
-from conformance.adapters.torch_cuda import CONFIGS, Config, adapter_class, settings
+from conformance.adapters.base import Adapter, CPUKernel, Intermittent, Unsupported, cpu_kernel
+from conformance.adapters.torch_cuda import (
+    CONFIGS,
+    Config,
+    adapter_class,
+    settings,
+    without_cpu_kernels,
+)
 from conformance.check import Check, CheckFailed
 from reference import attention as ref
 from reference import softmax as ref_softmax
@@ -159,8 +165,21 @@ def test_cuda_adapters_do_not_inherit_cpu_kernel_deviations(config):
     from conformance.adapters.thirdparty_se import TimmCPU, TimmCUDA
 
     for cpu, cuda in ((TorchCPU, adapter_class(config)), (TimmCPU, TimmCUDA)):
-        cpu_only = {k for k, v in cpu.xfails.items() if "CPU" in v or "oneDNN" in v}
+        cpu_only = {k for k, v in cpu.xfails.items() if isinstance(v, CPUKernel)}
         assert cpu_only  # the CPU LayerNorm backward's float16/bfloat16 sums at least
         assert not cpu_only & set(cuda.xfails)
         shared = set(cpu.xfails) - cpu_only
         assert shared <= set(cuda.xfails)  # e.g. torch's GELU formula, the same on CUDA
+        # A reason that names a CPU kernel is marked as one (a lint of the declarations).
+        named = {k for k, v in cpu.xfails.items() if "CPU" in v or "oneDNN" in v}
+        assert named == cpu_only
+
+
+def test_cpu_kernel_mark_keeps_the_reason_and_its_kind():
+    # Intermittent decides "xfail" vs "not triggered this run": the CPU mark must not drop it.
+    flaky, always = cpu_kernel(Intermittent("a tail")), cpu_kernel("every input")
+    assert isinstance(flaky, CPUKernel) and isinstance(flaky, Intermittent) and flaky == "a tail"
+    assert isinstance(always, CPUKernel) and not isinstance(always, Intermittent)
+    assert without_cpu_kernels({"a": flaky, "b": always, "c": "on every device"}) == {
+        "c": "on every device"
+    }

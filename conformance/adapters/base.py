@@ -54,6 +54,23 @@ class Intermittent(str):
     __slots__ = ()
 
 
+class CPUKernel(str):
+    """An xfail reason for a deviation of a CPU kernel (oneDNN's LSTM, torch's CPU log_softmax
+    in half precision): adapters that run the same library on a GPU, which runs other kernels,
+    do not inherit it (torch_cuda.without_cpu_kernels). Made with cpu_kernel()."""
+
+    __slots__ = ()
+
+
+class _IntermittentCPUKernel(Intermittent, CPUKernel):
+    __slots__ = ()
+
+
+def cpu_kernel(reason: str) -> str:
+    """reason marked as a CPU kernel's deviation, intermittent if it was."""
+    return (_IntermittentCPUKernel if isinstance(reason, Intermittent) else CPUKernel)(reason)
+
+
 def covers(adapter: Adapter, op: str) -> bool:
     return callable(getattr(adapter, op, None))
 

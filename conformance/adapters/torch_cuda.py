@@ -40,7 +40,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from conformance.adapters.base import DTYPES, Unsupported
+from conformance.adapters.base import DTYPES, CPUKernel, Unsupported
 from conformance.adapters.pytorch import TORCH_OPS, TorchCPU
 
 # Ops whose CUDA path in torch is a cuDNN call (by name prefix): nn.RNN/LSTM/GRU and the
@@ -276,9 +276,9 @@ def _driver_version() -> str | None:
 
 
 def without_cpu_kernels(xfails: dict[str, str]) -> dict[str, str]:
-    """A CPU adapter's declared deviations less those of its CPU-only kernels (oneDNN, "torch's
-    CPU ..."): CUDA runs other kernels (the reference GPU run passed the CPU log_softmax one)."""
-    return {k: v for k, v in xfails.items() if "oneDNN" not in v and "CPU" not in v}
+    """A CPU adapter's declared deviations less those of its CPU kernels (base.cpu_kernel):
+    CUDA runs other kernels (the reference GPU run passed the CPU log_softmax one)."""
+    return {k: v for k, v in xfails.items() if not isinstance(v, CPUKernel)}
 
 
 def adapter_class(config: Config) -> type[TorchCUDAConfig]:

@@ -30,7 +30,7 @@ from __future__ import annotations
 import functools
 
 from conformance.adapters import torch_recurrent
-from conformance.adapters.base import Intermittent, Unsupported
+from conformance.adapters.base import Intermittent, Unsupported, cpu_kernel
 
 # Known deviations (merged into the torch adapters' xfails).
 #
@@ -44,7 +44,7 @@ from conformance.adapters.base import Intermittent, Unsupported
 # loss 0.088, 4.2e-4 off in float16: margin 1.22; bfloat16 1.25): intermittent there, and in
 # cross_entropy_values wherever every drawn token is confident (seed 9: one token of a 2-word
 # vocabulary, logits scaled by 3, loss ~0.017: float16 margin 5.6, bfloat16 2.5).
-_HALF_LOG_SOFTMAX = (
+_HALF_LOG_SOFTMAX = cpu_kernel(
     "torch's CPU log_softmax of float16/bfloat16 logits rounds Σ exp to the dtype before the "
     "log: a confident token's cross-entropy (~1e-3) is off by up to 100% (bfloat16 gives -0.0; "
     "torch 2.14.1)"
@@ -55,7 +55,7 @@ XFAILS = {
         for dtype in ("float16", "bfloat16")
     },
     **{
-        f"language/{check}/{dtype}": Intermittent(_HALF_LOG_SOFTMAX)
+        f"language/{check}/{dtype}": cpu_kernel(Intermittent(_HALF_LOG_SOFTMAX))
         for check in ("lm_loss_values", "cross_entropy_values")
         for dtype in ("float16", "bfloat16")
     },
@@ -64,10 +64,12 @@ XFAILS = {
     # bfloat16 before adding them, so a pre-activation that cancels loses its digits (1-step,
     # 1-unit cells: 8.8% of 2000 random cases more than an ulp off the float32-accumulating
     # kernel, up to 100% relative); larger tensors hide the one element norm-wise.
-    "language/rnn_lm*/bfloat16": Intermittent(
-        "torch's bfloat16 CPU RNN cell rounds its input and hidden projections to bfloat16 "
-        "before adding them: a cancelling pre-activation loses its digits (within the error "
-        "of a kernel that accumulates in bfloat16; torch 2.14.1)"
+    "language/rnn_lm*/bfloat16": cpu_kernel(
+        Intermittent(
+            "torch's bfloat16 CPU RNN cell rounds its input and hidden projections to bfloat16 "
+            "before adding them: a cancelling pre-activation loses its digits (within the error "
+            "of a kernel that accumulates in bfloat16; torch 2.14.1)"
+        )
     ),
     # Observed (thorough profile, seed 7, bfloat16, margin 1.09; seed 5, float16, 27 tokens of a
     # 2-word vocabulary, margin 1.39; diagnosed imprecise): the gradient of a token that occurs
@@ -75,10 +77,12 @@ XFAILS = {
     # bfloat16; 50 of 50 cases of 27 tokens in float16 and bfloat16), where an honest kernel
     # accumulates in float32.
     **{
-        f"language/embedding_vjp/{dtype}": Intermittent(
-            f"torch's CPU embedding backward adds the gradients of a repeated token in {dtype}, "
-            f"left to right, not in float32: within the error of a kernel that accumulates in "
-            f"{dtype} (torch 2.14.1)"
+        f"language/embedding_vjp/{dtype}": cpu_kernel(
+            Intermittent(
+                f"torch's CPU embedding backward adds the gradients of a repeated token in "
+                f"{dtype}, left to right, not in float32: within the error of a kernel that "
+                f"accumulates in {dtype} (torch 2.14.1)"
+            )
         )
         for dtype in ("float16", "bfloat16")
     },

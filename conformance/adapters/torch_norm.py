@@ -21,7 +21,7 @@ Mapping notes:
 
 from __future__ import annotations
 
-from conformance.adapters.base import Intermittent, Unsupported
+from conformance.adapters.base import Intermittent, Unsupported, cpu_kernel
 
 
 def _module(module, like):
@@ -217,10 +217,12 @@ def squeeze_excitation(x, w1, b1, w2, b2):
 # it shows where the rows are many: thorough seed 8, vit_vjp bfloat16 (the final LayerNorm's dβ
 # over 34 rows, margin 1.48, torch, timm and HF alike) and encoder_vjp / decoder_vjp float16
 # (the last LayerNorm's dβ, margin 1.03).
-_LAYER_NORM_LOW_SUMS = Intermittent(
-    "torch's CPU LayerNorm backward sums dγ and dβ over rows in a float16/bfloat16 buffer, one "
-    "rounding per row (matched bit for bit): over 34 rows 4x the error of a float32 "
-    "accumulator, growing with the rows; intermittent (torch 2.14.1)"
+_LAYER_NORM_LOW_SUMS = cpu_kernel(
+    Intermittent(
+        "torch's CPU LayerNorm backward sums dγ and dβ over rows in a float16/bfloat16 buffer, "
+        "one rounding per row (matched bit for bit): over 34 rows 4x the error of a float32 "
+        "accumulator, growing with the rows; intermittent (torch 2.14.1)"
+    )
 )
 LAYER_NORM_XFAILS = {
     f"{check}/{dtype}": _LAYER_NORM_LOW_SUMS
