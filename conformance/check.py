@@ -113,9 +113,9 @@ class Check:
         self.worst = Worst()  # the case closest to (or furthest past) its allowed error
         # The perturbed draws models() gives where its caller names none: None for the usual
         # PERTURBED; () for the baseline alone (relation's first evaluation); ESCALATED draws
-        # for a case that fails under the usual ones (see _escalated).
+        # for a case that fails under the usual ones (_compare_outputs, relation).
         self.draws: range | tuple | None = None
-        self.escalated = 0  # outputs judged under tolerance.ESCALATED draws (for the record)
+        self.escalated = 0  # examples judged under tolerance.ESCALATED draws (for the record)
         self.accepted = 0  # adapter calls that returned (an input it did not refuse)
         self.refusals: Counter[str] = Counter()  # refused examples by reason (see _refused)
 
