@@ -99,6 +99,17 @@ def test_halved_lanes_add_like_a_horizontal_add(monkeypatch):
     assert common.kernel_sum(e, axis=-1)[0, 0] == 1.0
 
 
+def test_adjacent_pair_lanes_add_like_hadd(monkeypatch):
+    # 4 float64 lanes (32 bytes) by adjacent pairs: (e0 + e1) + (e2 + e3); halved: (e0 + e2) +
+    # (e1 + e3). With e = (1, 2^-53, 0, 2^-53): 1 + 2^-53 ties back to 1, so the pairs give 1
+    # and the halves 1 + 2^-52.
+    e = np.asarray([[1.0, 2.0**-53, 0.0, 2.0**-53]], dtype=np.float64)
+    _forced(monkeypatch, common, "lanes of 32 bytes, adjacent pairs")
+    assert common.kernel_sum(e, axis=-1)[0, 0] == 1.0
+    _forced(monkeypatch, common, "lanes of 32 bytes, halved")
+    assert common.kernel_sum(e, axis=-1)[0, 0] == 1.0 + 2.0**-52
+
+
 @pytest.mark.parametrize("n_forms", [1, 2, 3, 4])
 def test_the_models_take_every_form(n_forms):
     forms = tuple(f"form {i}" for i in range(n_forms))
