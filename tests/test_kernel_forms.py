@@ -101,13 +101,14 @@ def test_halved_lanes_add_like_a_horizontal_add(monkeypatch):
 
 def test_adjacent_pair_lanes_add_like_hadd(monkeypatch):
     # 4 float64 lanes (32 bytes) by adjacent pairs: (e0 + e1) + (e2 + e3); halved: (e0 + e2) +
-    # (e1 + e3). With e = (1, 2^-53, 0, 2^-53): 1 + 2^-53 ties back to 1, so the pairs give 1
-    # and the halves 1 + 2^-52.
-    e = np.asarray([[1.0, 2.0**-53, 0.0, 2.0**-53]], dtype=np.float64)
+    # (e1 + e3); in order: ((e0 + e1) + e2) + e3. With e = (1, 0, 2^-53, 2^-53) only the pairs
+    # add the two 2^-53 first (1 + 2^-52); 1 + 2^-53 ties back to 1 in the other two.
+    e = np.asarray([[1.0, 0.0, 2.0**-53, 2.0**-53]], dtype=np.float64)
     _forced(monkeypatch, common, "lanes of 32 bytes, adjacent pairs")
-    assert common.kernel_sum(e, axis=-1)[0, 0] == 1.0
-    _forced(monkeypatch, common, "lanes of 32 bytes, halved")
     assert common.kernel_sum(e, axis=-1)[0, 0] == 1.0 + 2.0**-52
+    for other in ("lanes of 32 bytes, halved", "lanes of 32 bytes"):
+        _forced(monkeypatch, common, other)
+        assert common.kernel_sum(e, axis=-1)[0, 0] == 1.0
 
 
 @pytest.mark.parametrize("n_forms", [1, 2, 3, 4])
