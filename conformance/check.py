@@ -111,10 +111,10 @@ class Check:
         self.operands = (getattr(adapter, "matmul_precision", None) or {}).get(dtype)
         self.read: str | None = None  # "tfloat32" once a model of this check read TF32
         self.worst = Worst()  # the case closest to (or furthest past) its allowed error
-        # The perturbed draws models() gives where its caller names none: None for the usual
-        # PERTURBED; () for the baseline alone (relation's first evaluation); ESCALATED draws
-        # for a case that fails under the usual ones (_compare_outputs, relation).
-        self.draws: range | tuple | None = None
+        # The models() gives where its caller names none (relation's callables build theirs
+        # through baseline()): None for every usual model; draws=() for the baseline alone
+        # (relation's first evaluation); ESCALATION for a case that fails the usual ones.
+        self.which: dict[str, Any] | None = None
         self.escalated = 0  # examples judged under tolerance.ESCALATED draws (for the record)
         self.accepted = 0  # adapter calls that returned (an input it did not refuse)
         self.refusals: Counter[str] = Counter()  # refused examples by reason (see _refused)
@@ -271,21 +271,21 @@ class Check:
         op = op or label
         full = {**kwargs, **self._options(op)}
         models = self.models(fn, args, full, draws=())
-        if not self._settled(self._cases(models, actual, truth)):
+        cases = self._cases(models, actual, truth)
+        if not self._settled(cases):
             models += self.models(fn, args, full, unperturbed=False)
-            if not _passes(self._cases(models, actual, truth)):
+            cases = self._cases(models, actual, truth)
+            if not _passes(cases):
                 self.escalated += 1
-                more = range(tolerance.PERTURBED, tolerance.ESCALATED)
-                models += self.models(
-                    fn, args, full, unperturbed=False, draws=more, with_forms=False
-                )
-        for i, (y, t) in enumerate(zip(actual, truth, strict=True)):
+                models += self.models(fn, args, full, **ESCALATION)
+                cases = self._cases(models, actual, truth)
+        for i, (y, t, (_, allowed)) in enumerate(zip(actual, truth, cases, strict=True)):
             name = label if len(actual) == 1 else f"{label} output {i}"
             self._record(
                 name,
                 y,
                 t,
-                self._allowed_by(models, i, t),
+                allowed,
                 lambda allowed, i=i, y=y: self._diagnose(op, fn, args, kwargs, i, y, allowed),
             )
 
@@ -322,26 +322,25 @@ class Check:
         if not callable(lhs_models):
             self._record(label, lhs, rhs, self.allowed(_residual(lhs_models, rhs_models)))
             return
-        with self._drawing(()):
+        with self._drawing(draws=()):
             allowed = self.allowed(_residual(*lhs_models()))
         error = tolerance.error(lhs, rhs)
         if not self._settled([(error, allowed)]):
             allowed = self.allowed(_residual(*lhs_models()))
         if not _passes([(error, allowed)]):
             self.escalated += 1
-            with self._drawing(range(tolerance.ESCALATED)):
-                allowed = self.allowed(_residual(*lhs_models()))
+            with self._drawing(**ESCALATION):  # allowed() grows with the model error: max
+                allowed = max(allowed, self.allowed(_residual(*lhs_models())))
         self._record(label, lhs, rhs, allowed)
 
     @contextmanager
-    def _drawing(self, draws: range | tuple) -> Iterator[None]:
-        """models() gives these perturbed draws where its caller names none (relation's
-        callables build their models through baseline())."""
-        self.draws = draws
+    def _drawing(self, **which: Any) -> Iterator[None]:
+        """models() gives these models where its caller names none."""
+        self.which = which
         try:
             yield
         finally:
-            self.draws = None
+            self.which = None
 
     def allowed(self, model_error: float) -> float:
         """The allowed error for a model error of this check (its floor in TF32 units once a
@@ -350,8 +349,8 @@ class Check:
 
     def models(self, fn: Any, args: Any, kwargs: dict[str, Any], **which: Any) -> tolerance.Models:
         """tolerance.models for this check's dtype and the adapter's matmul precision."""
-        if self.draws is not None:
-            which = {"draws": self.draws, **which}
+        if self.which is not None:
+            which = {**self.which, **which}
         models = tolerance.models(fn, args, kwargs, self.dtype, self.operands, **which)
         self.read = self.read or models.operands
         return models
@@ -402,6 +401,14 @@ class Check:
             if tolerance.error(actual, truth) <= tolerance.K * tolerance.rel_error(naive, truth):
                 return f"imprecise: within the error of a kernel that accumulates in {self.dtype}"
         return None
+
+
+# The models a failing case adds to the usual ones: the later perturbed draws alone.
+ESCALATION: dict[str, Any] = {
+    "unperturbed": False,
+    "draws": range(tolerance.PERTURBED, tolerance.ESCALATED),
+    "with_forms": False,
+}
 
 
 def _passes(cases: list[tuple[float, float]]) -> bool:
