@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # Runs the conformance suite on a machine with a CUDA GPU: the CPU `torch` adapter beside every
-# CUDA configuration (torch-cuda*, timm-cuda), ci profile, results (not a report) into
+# CUDA configuration (torch-cuda*, timm-cuda), the ci profile unless PROFILE names another, results (not a report) into
 # $1/results.tgz plus the machine's facts in $1/env.txt. reports/samples/<gpu>/ holds what it
 # wrote on a real GPU; `python -m reports reports/samples/<gpu>` builds the report from it.
-# Usage: bash reports/samples/run-gpu.sh OUT_DIR [WORKERS]
+# Usage: bash reports/samples/run-gpu.sh OUT_DIR [WORKERS] [PROFILE]
+# NNSPEC_GPU_LIMIT=SECONDS interrupts pytest (SIGINT) past that time, so a run on lent device
+# time still packs what finished (the manifest marks it incomplete).
 set -uo pipefail
-out=${1:?usage: run-gpu.sh OUT_DIR [WORKERS]}
+out=${1:?usage: run-gpu.sh OUT_DIR [WORKERS] [PROFILE]}
 workers=${2:-$(nproc)}
+profile=${3:-ci}
+limit=()
+[ -n "${NNSPEC_GPU_LIMIT:-}" ] && limit=(timeout -s INT -k 30 "$NNSPEC_GPU_LIMIT")
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1
 py=${PYTHON:-python3}
@@ -24,8 +29,8 @@ for name in torch-cuda torch-cuda-tf32 torch-cuda-no-cudnn torch-cuda-determinis
   adapters+=(--adapter "$name")
 done
 results=$(mktemp -d)/gpu-results
-$py -m pytest conformance -q -p no:cacheprovider -n "$workers" "${adapters[@]}" \
-  --hypothesis-profile=ci --results-dir "$results" --no-report \
+${limit[@]+"${limit[@]}"} $py -m pytest conformance -q -p no:cacheprovider -n "$workers" "${adapters[@]}" \
+  --hypothesis-profile="$profile" --results-dir "$results" --no-report \
   --timeout=600 --timeout-method=thread -rfE 2>&1 | tee "$out/log.txt" | tail -80
 status=${PIPESTATUS[0]}
 tar czf "$out/results.tgz" -C "$(dirname "$results")" gpu-results
