@@ -20,10 +20,11 @@ several configurations can share one process.
   cudnn.deterministic = True (CUBLAS_WORKSPACE_CONFIG=:4096:8, which cuBLAS needs for it, is
   set if absent). An op without a deterministic implementation is "not covered" with torch's
   message.
-- torch-cuda-sdpa-<backend>: scaled dot-product attention (and the layers that call it) with
-  one backend forced through torch.nn.attention.sdpa_kernel: math, flash, efficient (memory-
-  efficient) or cudnn. When the backend refuses an input (dtype, head size, mask, gradient) torch
-  raises "No available kernel" after warning why; the check is "not covered" with those reasons.
+- torch-cuda-sdpa-<backend>: scaled dot-product attention and nn.MultiheadAttention (its fused
+  fast path off, so that each call reaches the SDPA kernel) with one backend forced through
+  torch.nn.attention.sdpa_kernel: math, flash, efficient (memory-efficient) or cudnn. When the
+  backend refuses an input (dtype, head size, mask, gradient) torch raises "No available
+  kernel" after warning why; the check is "not covered" with those reasons.
 
 With several GPUs, xdist worker gw<i> uses GPU i mod count (one worker per GPU at least, when
 nox -s conformance gives as many workers)."""
@@ -40,7 +41,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from conformance.adapters.base import DTYPES, CPUKernel, Unsupported
+from conformance.adapters.base import DTYPES, CPUKernel, Intermittent, Unsupported
 from conformance.adapters.pytorch import TORCH_OPS, TorchCPU
 
 # Ops whose CUDA path in torch is a cuDNN call (by name prefix): nn.RNN/LSTM/GRU and the
@@ -63,18 +64,37 @@ CUDNN_OPS = tuple(
         )
     )
 )
-# Ops that call F.scaled_dot_product_attention (directly or inside nn.MultiheadAttention).
-SDPA_OPS = ("sdpa", "attention_weights", "mha")
+# Ops that call F.scaled_dot_product_attention (directly or inside nn.MultiheadAttention; the
+# captioning op "attention_weights" is additive attention and calls no SDPA kernel).
+SDPA_OPS = ("sdpa", "mha")
 
 # Deviations measured on a real GPU (reports/samples/nvidia-h200: torch 2.11.0+cu130, cuDNN
 # 9.19, driver 580.159.04, NVIDIA H200), per configuration; the checks still run and are
 # reported as xfail with the reason.
 _CUDNN_RNN = (
-    "cuDNN's RNN in float32 (TF32 off): outputs and gradients off by up to 7.6x the "
-    "honest-kernel bound (3.5e-6 relative on a 1-step, 4-unit tanh RNN), float64/float16/"
-    "bfloat16 within it; torch's native kernel (torch-cuda-no-cudnn) passes the same checks "
-    "(torch 2.11.0+cu130, cuDNN 9.19, H200)"
+    "cuDNN's float32 recurrent kernels (TF32 off) evaluate tanh and sigmoid approximately: tanh "
+    "up to 127 ulps from the correctly rounded value (relative 1.1e-5, mean 10 ulps on [-12, 12]), "
+    "sigmoid up to 14, where torch's native CUDA kernels stay within 1.7 and 2.8 ulps; their "
+    "matmuls are plain float32 (reports/samples/recurrent_activations.py). Outputs and gradients "
+    "exceed the honest-kernel bound by up to 8x; float64/float16/bfloat16, packed sequences and "
+    "torch-cuda-no-cudnn pass the same checks (torch 2.11.0+cu130, cuDNN 9.19, H200)"
 )
+# The checks whose values run through cuDNN's unpacked tanh/sigmoid (relations between two
+# outputs of the same kernel, ReLU RNNs and packed sequences passed); each failed on the H200
+# except where marked intermittent (same path, within the bound on that run's examples).
+_CUDNN_CHECKS = (
+    "values",
+    "vjp",
+    "reverse_values",
+    "reverse_vjp",
+    "length_one",
+    "length_one_vjp",
+    "bidirectional",
+    "bidirectional_vjp",
+    "layers",
+    "layers_vjp",
+)
+_CUDNN_PASSED = {"gru/length_one_vjp"}
 _FAST_PATH = (
     "torch's CUDA encoder-layer fast path (eval, no autograd: torch._transformer_encoder_"
     "layer_fwd) with activation='gelu' is off by ~1e-4 relative in float64 and float32 (max abs "
@@ -87,13 +107,24 @@ _BF16_SAMPLING = (
     "H200)"
 )
 _MEASURED = {
-    "rnn/*/float32": _CUDNN_RNN,
+    **{
+        f"{stem}/{check}/float32": (
+            Intermittent(_CUDNN_RNN) if f"{stem}/{check}" in _CUDNN_PASSED else _CUDNN_RNN
+        )
+        for stem in ("rnn", "lstm", "gru")
+        for check in _CUDNN_CHECKS
+    },
+    "rnn/loss_*/float32": _CUDNN_RNN,
+    "rnn/tbptt_values/float32": _CUDNN_RNN,
     "language/rnn_lm*/float32": _CUDNN_RNN,
     "language/lm_loss*/float32": _CUDNN_RNN,
     "language/lstm_lm*/float32": _CUDNN_RNN,
     "captioning/show_and_tell*/float32": _CUDNN_RNN,
-    "transformer/encoder_values/*": _FAST_PATH,
-    "transformer/pre_ln_values/*": _FAST_PATH,
+    **{
+        f"transformer/{c}_values/{d}": _FAST_PATH
+        for c in ("encoder", "pre_ln")
+        for d in ("float64", "float32")
+    },
     "language/sample_distribution/bfloat16": _BF16_SAMPLING,
     "language/sample_top_k/bfloat16": _BF16_SAMPLING,
 }
@@ -154,7 +185,14 @@ def settings(config: Config) -> Iterator[None]:
         backends.cudnn.enabled,
         backends.cudnn.deterministic,
         torch.are_deterministic_algorithms_enabled(),
+        backends.mha.get_fastpath_enabled(),
     )
+    if config.sdpa is not None:
+        # nn.MultiheadAttention's fused fast path (eval, no autograd) picks its own kernel and,
+        # where the forced backend refuses the input, runs its own unfused math instead (the
+        # H200 run judged float32 inputs as "flash"): off, so every call reaches
+        # F.scaled_dot_product_attention under the forced backend.
+        backends.mha.set_fastpath_enabled(False)
     if config.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     backends.cuda.matmul.allow_tf32 = config.tf32
@@ -173,6 +211,7 @@ def settings(config: Config) -> Iterator[None]:
             backends.cudnn.deterministic,
         ) = saved[:4]
         torch.use_deterministic_algorithms(saved[4])
+        backends.mha.set_fastpath_enabled(saved[5])
 
 
 def _sdpa_backend(name: str | None):
