@@ -267,12 +267,14 @@ def batch_norm_with_vjp(x, gamma, beta, eps: float = 1e-5):
         # axes, so normalize's means of dx̂ = γ dy are γ dβ/n and γ dγ/n, and the sums dβ, dγ
         # serve both (torch's batch_norm_backward reads dy the same way): two fewer passes
         # over x's size than forming dx̂.
-        n = x.size // x.shape[1]
-        dy_xhat = dy * xhat  # (N, C, *spatial)
-        dgamma = dy_xhat.sum(axis=axes, keepdims=True)  # (1, C, 1, ...)
+        n, (batch, channels) = x.size // x.shape[1], x.shape[:2]
+        # dγ = Σ dy x̂ as one sum of products (einsum): no (N, C, *spatial) product in memory
+        per_channel = (batch, channels, -1)
+        dgamma = np.einsum("ncs,ncs->c", dy.reshape(per_channel), xhat.reshape(per_channel))
+        dgamma = dgamma.reshape(inv.shape)  # (1, C, 1, ...)
         dbeta = dy.sum(axis=axes, keepdims=True)
         dx = dy - dbeta / n
-        dx -= np.multiply(xhat, dgamma / n, out=dy_xhat)  # dy_xhat's buffer reused
+        dx -= xhat * (dgamma / n)
         dx *= inv if gamma is None else inv * g
         dx = dx.astype(x.dtype, copy=False)
         if gamma is None:
