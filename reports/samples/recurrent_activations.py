@@ -26,9 +26,8 @@ def line(name: str, u: np.ndarray) -> str:
     )
 
 
-def activations(torch, device: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """name -> (kernel's float32 result as float64, exact value), over x in [-12, 12]."""
-    x = torch.linspace(*X, dtype=torch.float32)
+def activations(torch, x, device: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """name -> (kernel's float32 result as float64, exact value) at the float32 inputs x."""
     x64 = x.double().numpy()
     inp = x.view(1, -1, 1).to(device)
     tanh, sigmoid = np.tanh(x64), 1 / (1 + np.exp(-x64))
@@ -83,19 +82,20 @@ def main() -> None:
     name = torch.cuda.get_device_name(0) if device == "cuda" else "cpu"
     cudnn_version = torch.backends.cudnn.version()
     print(f"torch {torch.__version__}, CUDA {torch.version.cuda}, cuDNN {cudnn_version}, {name}")
+    x = torch.linspace(*X, dtype=torch.float32)
+    magnitude = np.abs(x.double().numpy())
     for cudnn in (True, False) if device == "cuda" else (True,):
         torch.backends.cudnn.enabled = cudnn
         print(f"float32, {device}, cudnn.enabled = {cudnn}")
-        results = activations(torch, device)
+        results = activations(torch, x, device)
         for k, (got, exact) in results.items():
             print(line(k, ulps(got, exact)))
         got, exact = results["rnn h = tanh(x)"]
-        x = np.abs(torch.linspace(*X, dtype=torch.float32).double().numpy())
         rel = np.abs(got - exact) / np.maximum(np.abs(exact), 1e-300)
         print(f"  tanh: max relative error {rel.max():.3g}; by |x|:")
         u = ulps(got, exact)
         for lo, hi in BANDS:
-            m = (x >= lo) & (x < hi)
+            m = (magnitude >= lo) & (magnitude < hi)
             print(f"    [{lo:g}, {hi:g}): max {u[m].max():7.2f} ulp, mean {u[m].mean():6.2f}")
         print(f"  matmul: max |error| / sum |w x| = {matmul_error(torch, device):.3g}")
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs the conformance suite on a machine with a CUDA GPU: the CPU `torch` adapter beside every
-# CUDA configuration (torch-cuda*, timm-cuda), the ci profile unless PROFILE names another, results (not a report) into
-# $1/results.tgz plus the machine's facts in $1/env.txt. reports/samples/<gpu>/ holds what it
-# wrote on a real GPU; `python -m reports reports/samples/<gpu>` builds the report from it.
+# CUDA configuration (torch-cuda*, timm-cuda), the ci profile unless PROFILE names another,
+# results (not a report) into $1/results.tgz plus the machine's facts in $1/env.txt.
+# reports/samples/<gpu>/ holds what it wrote on a real GPU; `python -m reports
+# reports/samples/<gpu>` builds the report from it.
 # Usage: bash reports/samples/run-gpu.sh OUT_DIR [WORKERS] [PROFILE]
 # NNSPEC_GPU_LIMIT=SECONDS interrupts pytest (SIGINT) past that time, so a run on lent device
 # time still packs what finished (the manifest marks it incomplete).
