@@ -50,6 +50,18 @@ def unbroadcast(g: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return g.sum(axis=axes, keepdims=True) if axes else g
 
 
+def sum_of_products(subscripts: str, *operands: np.ndarray) -> np.ndarray:
+    """np.einsum(subscripts, *operands) in the operands' dtype: a sum of products without the
+    product array in memory. NumPy's einsum accumulates float16 in float32 and refuses
+    ml_dtypes' bfloat16 ("invalid data type for einsum"); bfloat16 operands go through float32
+    the same way and the result is rounded back, so every float dtype runs (the naive tier of
+    conformance/tolerance.py runs kernels in bfloat16 itself)."""
+    dtype = np.result_type(*operands)
+    if dtype == ml_dtypes.bfloat16:
+        operands = tuple(np.asarray(a, dtype=np.float32) for a in operands)
+    return np.einsum(subscripts, *operands).astype(dtype, copy=False)
+
+
 _OPERANDS: ContextVar[str | None] = ContextVar("nnspec_matmul_operands", default=None)
 _ROUNDED: ContextVar[list | None] = ContextVar("nnspec_matmul_rounded", default=None)
 

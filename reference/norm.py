@@ -52,7 +52,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference.common import kernel_form, store
+from reference.common import kernel_form, store, sum_of_products
 
 # -- checks ----------------------------------------------------------------------------------
 
@@ -268,9 +268,9 @@ def batch_norm_with_vjp(x, gamma, beta, eps: float = 1e-5):
         # serve both (torch's batch_norm_backward reads dy the same way): two fewer passes
         # over x's size than forming dx̂.
         n, (batch, channels) = x.size // x.shape[1], x.shape[:2]
-        # dγ = Σ dy x̂ as one sum of products (einsum): no (N, C, *spatial) product in memory
+        # dγ = Σ dy x̂ as one sum of products: no (N, C, *spatial) product in memory
         per_channel = (batch, channels, -1)
-        dgamma = np.einsum("ncs,ncs->c", dy.reshape(per_channel), xhat.reshape(per_channel))
+        dgamma = sum_of_products("ncs,ncs->c", dy.reshape(per_channel), xhat.reshape(per_channel))
         dgamma = dgamma.reshape(inv.shape)  # (1, C, 1, ...)
         dbeta = dy.sum(axis=axes, keepdims=True)
         dx = dy - dbeta / n

@@ -6,6 +6,7 @@ pullback's own temporaries)."""
 
 from __future__ import annotations
 
+import ml_dtypes
 import numpy as np
 import pytest
 
@@ -88,7 +89,9 @@ def _same(a, b) -> bool:
 
 
 @pytest.mark.parametrize("name", WITH_VJP)
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+# float16 and bfloat16 too: the naive tier (conformance/tolerance.py) runs the kernels in the
+# low dtype itself when it diagnoses a failing low-precision check
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16, ml_dtypes.bfloat16])
 def test_value_and_pullback_are_the_forward_and_the_vjp(name, dtype):
     op = OPS[name]
     args, options = INPUTS[name](np.random.default_rng(0))
@@ -99,6 +102,7 @@ def test_value_and_pullback_are_the_forward_and_the_vjp(name, dtype):
     dy = np.random.default_rng(1).standard_normal(out.shape).astype(dtype)
     dy_kept = dy.copy()
     first = pullback(dy)
+    assert out.dtype == dtype and all(g.dtype == dtype for g in first), "a dtype was not kept"
     assert _same(first, op.vjp(dy, *args, **options))
     assert _same(first, pullback(dy)), "the pullback changed what it saved"
     assert np.array_equal(dy, dy_kept), "the pullback wrote into its cotangent"
