@@ -28,7 +28,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from reference.common import T, mm, store, unbroadcast
+from reference.common import T, mm, store, sum_of_products, unbroadcast
 
 FEATURE_MAPS = ("elu+1", "relu")
 
@@ -73,6 +73,11 @@ def _check(where: str, q, k, v, causal: bool, feature: str) -> None:
         raise ValueError(f"{where}: batch dims do not broadcast: {shapes}") from None
 
 
+def _plus_eps(den: np.ndarray, eps: float) -> np.ndarray:
+    """den + eps in den's dtype: a Python float would promote ml_dtypes' bfloat16 to float32."""
+    return den + den.dtype.type(eps)
+
+
 def _causal_mask(n: int, dtype) -> np.ndarray:
     return np.tri(n, n, dtype=bool).astype(dtype)  # 1 where key j <= query i
 
@@ -94,7 +99,7 @@ def linear_attention_quadratic(
     if causal:
         A = A * _causal_mask(q.shape[-2], A.dtype)
     A = store(A)  # materialised: the N x N matrix this form costs
-    return mm(A, v) / (A.sum(axis=-1, keepdims=True) + eps)
+    return mm(A, v) / _plus_eps(A.sum(axis=-1, keepdims=True), eps)
 
 
 def linear_attention_quadratic_vjp(
@@ -108,7 +113,7 @@ def linear_attention_quadratic_vjp(
         A = A * _causal_mask(q.shape[-2], A.dtype)
     A = store(A)
     # The normalizer and the output are what the forward saves for backward: stored.
-    den = store(A.sum(axis=-1, keepdims=True) + eps)  # (..., Nq, 1)
+    den = store(_plus_eps(A.sum(axis=-1, keepdims=True), eps))  # (..., Nq, 1)
     out = store(mm(A, v) / den)
     # out = num / den: dnum = dout / den, dden = -Σ_c dout_c out_c / den
     dnum = dout / den
@@ -137,7 +142,7 @@ def linear_attention(
     P, R = phi(q, feature_map), phi(k, feature_map)
     S = store(mm(T(R), v))  # (..., d_k, d_v)
     z = store(R.sum(axis=-2)[..., :, None])  # (..., d_k, 1)
-    return mm(P, S) / (mm(P, z) + eps)
+    return mm(P, S) / _plus_eps(mm(P, z), eps)
 
 
 def linear_attention_vjp(dout, q, k, v, feature_map: str = "elu+1", eps: float = 0.0):
@@ -146,7 +151,7 @@ def linear_attention_vjp(dout, q, k, v, feature_map: str = "elu+1", eps: float =
     P, R = phi(q, feature_map), phi(k, feature_map)
     S = store(mm(T(R), v))
     z = store(R.sum(axis=-2)[..., :, None])
-    den = store(mm(P, z) + eps)  # (..., Nq, 1), saved by the forward
+    den = store(_plus_eps(mm(P, z), eps))  # (..., Nq, 1), saved by the forward
     out = store(mm(P, S) / den)
     dnum = dout / den
     dden = -(dout * out).sum(axis=-1, keepdims=True) / den
@@ -171,10 +176,10 @@ def _running_states(R: np.ndarray, v: np.ndarray) -> Iterator[tuple[np.ndarray, 
     lead = np.broadcast_shapes(R.shape[:-2], v.shape[:-2])
     S = np.zeros((*lead, R.shape[-1], v.shape[-1]), dtype=np.result_type(R, v))  # (.., d_k, d_v)
     z = np.zeros((*lead, R.shape[-1]), dtype=R.dtype)  # (..., d_k)
-    kv = np.empty_like(S)  # φ(K_i) V_i^T, one buffer for every position
     for i in range(R.shape[-2]):
-        kv[...] = R[..., i, :, None]  # outer product φ(k_i) v_i^T: φ(k_i) in every column,
-        kv *= v[..., i, None, :]  # times v_i^T (10% faster than one multiply of two broadcasts)
+        # the outer product φ(k_i) v_i^T (..., d_k, d_v) as an einsum: 20% faster than a
+        # multiply of two broadcasts (a sum of one product each: the same values)
+        kv = sum_of_products("...k,...v->...kv", R[..., i, :], v[..., i, :])
         S = store(np.add(S, kv, out=S))
         z = store(np.add(z, R[..., i, :], out=z))
         yield S, z
@@ -203,7 +208,7 @@ def linear_attention_causal(
     for i, (S, z) in enumerate(_running_states(R, v)):  # each state read as it is made
         p = P[..., i, :]  # (..., d_k)
         num = mm(p[..., None, :], S)[..., 0, :]  # (..., d_v)
-        den = (p * z).sum(axis=-1, keepdims=True) + eps
+        den = _plus_eps((p * z).sum(axis=-1, keepdims=True), eps)
         outs.append(num / den)
     if not outs:  # N = 0: no position, an empty output
         lead = np.broadcast_shapes(P.shape[:-2], R.shape[:-2], v.shape[:-2])
@@ -225,7 +230,8 @@ def linear_attention_causal_vjp(dout, q, k, v, feature_map: str = "elu+1", eps: 
     G_z = np.zeros(norms[0].shape if norms else (0,), dtype=dout.dtype)
     for i in reversed(range(P.shape[-2])):
         S, z, p = states[i], norms[i], P[..., i, :]
-        den = store((p * z).sum(axis=-1, keepdims=True) + eps)  # (..., 1), saved by the forward
+        # (..., 1), saved by the forward
+        den = store(_plus_eps((p * z).sum(axis=-1, keepdims=True), eps))
         out = store(mm(p[..., None, :], S)[..., 0, :] / den)
         dnum = dout[..., i, :] / den  # (..., d_v)
         dden = -(dout[..., i, :] * out).sum(axis=-1, keepdims=True) / den  # (..., 1)

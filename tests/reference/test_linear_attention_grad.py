@@ -1,6 +1,7 @@
 """reference.linear_attention: the three forms agree, their vjps against finite differences,
 and bad input."""
 
+import ml_dtypes
 import numpy as np
 import pytest
 
@@ -54,6 +55,17 @@ def test_vjp(fn, vjp, options, feature_map, eps):
     check_vjp(f, f_vjp, [q, k, v])
     if eps == 0.0 and feature_map == "elu+1":
         check_gradient_entries(f, f_vjp, [q, k, v])
+
+
+@pytest.mark.parametrize(("fn", "vjp", "options"), FORMS)
+@pytest.mark.parametrize("dtype", [np.float16, ml_dtypes.bfloat16])
+def test_low_precision_keeps_its_dtype(fn, vjp, options, dtype):
+    # The naive tier (conformance/tolerance.py) runs the kernels in the low dtype itself; eps
+    # as a Python float once promoted bfloat16 to float32 (ml_dtypes' promotion rules).
+    q, k, v = (a.astype(dtype) for a in _qkv())
+    out = fn(q, k, v, eps=1e-6, **options)
+    grads = vjp(np.ones_like(out), q, k, v, eps=1e-6, **options)
+    assert [a.dtype for a in (out, *grads)] == [np.dtype(dtype)] * 4
 
 
 def test_vjp_broadcast():
