@@ -297,7 +297,7 @@ class Check:
         ]
 
     def _allowed_by(self, models: tolerance.Models, i: int, truth: np.ndarray) -> float:
-        error = max(tolerance.rel_error(m[i], truth) for m in models)
+        error = tolerance.worst_error(tolerance.rel_error(m[i], truth) for m in models)
         return tolerance.allowed(error, self.dtype, models.operands)
 
     def _settled(self, cases: list[tuple[float, float]]) -> bool:
@@ -422,4 +422,4 @@ def _residual(lhs_models: Any, rhs_models: Any) -> float:
     lhs_models = np.asarray(lhs_models)
     rhs_models = np.broadcast_to(rhs_models, lhs_models.shape)
     pairs = zip(lhs_models, rhs_models, strict=True)
-    return max(tolerance.rel_error(lhs_m, rhs_m) for lhs_m, rhs_m in pairs)
+    return tolerance.worst_error(tolerance.rel_error(lhs_m, rhs_m) for lhs_m, rhs_m in pairs)

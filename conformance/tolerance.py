@@ -35,7 +35,8 @@ dtype: an implementation between the two tiers is diagnosed "imprecise" rather t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import math
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import ml_dtypes
@@ -247,6 +248,13 @@ def rel_error(actual: np.ndarray, expected: np.ndarray) -> float:
     diff = np.sqrt(np.sum((a - e) ** 2))
     norm = np.sqrt(np.sum(e**2))
     return float(diff / norm) if norm > 0 else float(diff)
+
+
+def worst_error(errors: Iterable[float]) -> float:
+    """The largest of the models' errors, NaN counted as inf: a model that went non-finite
+    where the truth is finite bounds nothing, whatever its place among the models (max() keeps
+    or drops a NaN by its position)."""
+    return max((math.inf if math.isnan(e) else e for e in errors), default=0.0)
 
 
 def overflows(exact: np.ndarray, dtype: str) -> bool:

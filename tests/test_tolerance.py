@@ -77,6 +77,14 @@ def test_nan_never_passes_and_declared_nan_must_be_nan():
     assert tolerance.error(np.array([np.inf, 0.25, np.nan]), t) == float("inf")
 
 
+def test_a_model_gone_nan_bounds_nothing_wherever_it_sits_among_the_models():
+    t = np.array([1.0, 2.0])
+    honest, gone = np.array([1.0, 2.0 + 1e-9]), np.array([np.nan, 2.0])
+    errors = [tolerance.rel_error(m, t) for m in (honest, gone)]
+    assert tolerance.worst_error(errors) == tolerance.worst_error(errors[::-1]) == float("inf")
+    assert tolerance.worst_error(errors[:1]) == errors[0]
+
+
 def test_relation_with_nan_fails():
     check = Check(NumpyReference(), "float32")
     ones = np.ones(3)
