@@ -254,7 +254,7 @@ def worst_error(errors: Iterable[float]) -> float:
     """The largest of the models' errors, NaN counted as inf: a model that went non-finite
     where the truth is finite bounds nothing, whatever its place among the models (max() keeps
     or drops a NaN by its position)."""
-    return max((math.inf if math.isnan(e) else e for e in errors), default=0.0)
+    return max(math.inf if math.isnan(e) else e for e in errors)
 
 
 def overflows(exact: np.ndarray, dtype: str) -> bool:
